@@ -1,0 +1,213 @@
+/*
+ * proxyso.h - the plugin ABI of proxyso, version 1.
+ *
+ * A proxyso plugin is a shared library that exports one symbol,
+ *
+ *     PROXYSO_EXPORT const proxyso_plugin proxyso_plugin = { PROXYSO_ABI_VERSION, ... };
+ *
+ * and nothing else the host relies on. The host (libproxy.so, inside the JVM) opens a private
+ * snapshot of the file with dlopen(RTLD_NOW | RTLD_LOCAL), reads `abi_version` first and refuses
+ * the library unless it equals PROXYSO_ABI_VERSION, then validates the rest of the descriptor,
+ * runs `init`, and only then makes the new version visible to callers.
+ *
+ * Lifetimes
+ *   - The descriptor, its strings and its method table must stay valid and unchanged for as long
+ *     as the library is loaded (static storage is the natural choice).
+ *   - `init` runs once per loaded version, before any method call. The context it returns is
+ *     passed to every method and finally to `destroy`.
+ *   - `destroy` runs exactly once, after the last call into this version has returned: when the
+ *     version is replaced, its calls in flight finish first. After `destroy` returns the host
+ *     dlcloses the library, so by then the plugin must have stopped every thread it started,
+ *     and must not leave thread-local or pthread_key destructors, atexit handlers or signal
+ *     handlers pointing into its code.
+ *
+ * Threading
+ *   - Methods are called from many threads at once (JVM threads calling ProxySo.call) unless the
+ *     descriptor sets PROXYSO_FLAG_SERIALIZE, in which case the host runs at most one method call
+ *     of this version at a time. `init` and `destroy` never run concurrently with a method call
+ *     of the same version.
+ *
+ * Memory: whoever allocates frees.
+ *   - The plugin never frees host memory and the host never frees plugin memory. Output goes into
+ *     a host-owned buffer (`proxyso_output`) that the plugin may grow only through `reserve`.
+ *   - Error messages are copied by the host inside `proxyso_error.set`; the plugin keeps
+ *     ownership of the string it passes.
+ *   - The input buffer belongs to the host and is valid only during the call; it is never NULL,
+ *     even when its length is 0.
+ *
+ * Errors
+ *   - Every entry point returns a proxyso_status. On PROXYSO_ERROR the plugin should have called
+ *     `error->set` with its own code and message; both reach Java in a PluginException (or, from
+ *     `init`, a LibraryLoadException). PROXYSO_PANIC says the plugin caught a panic or an
+ *     exception of its own; the host treats it like an error and keeps the version serving.
+ *   - Nothing may unwind out of a plugin function: catch C++ exceptions (`catch (...)`) and Rust
+ *     panics (`catch_unwind`, which the Rust SDK does for you) and report them instead.
+ *
+ * Building
+ *   - C++ plugins: compile with -fno-gnu-unique, or a template static or inline variable becomes
+ *     an STB_GNU_UNIQUE symbol and glibc silently refuses to ever unload the library.
+ *   - Export only the descriptor where you can (-fvisibility=hidden plus PROXYSO_EXPORT).
+ */
+#ifndef PROXYSO_H
+#define PROXYSO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The ABI version this header describes; the host refuses any other value. */
+#define PROXYSO_ABI_VERSION 1u
+
+/** Name of the one symbol every plugin exports. */
+#define PROXYSO_DESCRIPTOR_SYMBOL "proxyso_plugin"
+
+/** Marks the descriptor as exported even under -fvisibility=hidden. */
+#define PROXYSO_EXPORT __attribute__((visibility("default")))
+
+/** Result of every plugin entry point. */
+typedef int32_t proxyso_status;
+
+/** The call succeeded. */
+#define PROXYSO_OK 0
+/** The call failed; `error->set` holds the plugin's code and message. */
+#define PROXYSO_ERROR 1
+/** The plugin caught a panic or an exception; `error->set` holds what it said. */
+#define PROXYSO_PANIC 2
+
+/** Descriptor flag: the host must not run two method calls of one version at once. */
+#define PROXYSO_FLAG_SERIALIZE 0x1u
+
+/** Log levels for `proxyso_host.log`. */
+#define PROXYSO_LOG_ERROR 1
+#define PROXYSO_LOG_WARN 2
+#define PROXYSO_LOG_INFO 3
+#define PROXYSO_LOG_DEBUG 4
+
+/**
+ * Host-owned output buffer of one call.
+ *
+ * On entry `data` points to `capacity` writable bytes and `len` is 0. The method writes its
+ * result at `data` and sets `len` (never above `capacity`). To get more room it calls
+ * `reserve`, which keeps the first `len` bytes and may move `data`: reread `data` and
+ * `capacity` after it. The buffer is valid only until the method returns.
+ */
+typedef struct proxyso_output {
+    /** Start of the writable buffer. */
+    uint8_t *data;
+    /** Bytes of output written so far; set by the plugin, at most `capacity`. */
+    size_t len;
+    /** Writable bytes at `data`. */
+    size_t capacity;
+    /**
+     * Grow the buffer to at least `capacity` bytes. Returns PROXYSO_OK, or PROXYSO_ERROR when
+     * the host refuses (more than it will hand to Java, or out of memory); on refusal the buffer
+     * is unchanged.
+     */
+    proxyso_status (*reserve)(struct proxyso_output *self, size_t capacity);
+    /** Host bookkeeping; do not touch. */
+    void *host_data;
+} proxyso_output;
+
+/** Host-owned error slot of one call (or of `init`). */
+typedef struct proxyso_error {
+    /**
+     * Record the failure: a plugin-defined code and a UTF-8 message of `len` bytes (need not be
+     * NUL-terminated; invalid UTF-8 is replaced). The host copies the message. Calling it again
+     * replaces what was recorded.
+     */
+    void (*set)(struct proxyso_error *self, int32_t code, const char *message, size_t len);
+    /** Host bookkeeping; do not touch. */
+    void *host_data;
+} proxyso_error;
+
+/** Services the host offers to `init`; valid until `destroy` returns, usable from any thread. */
+typedef struct proxyso_host {
+    /** The host's ABI version (PROXYSO_ABI_VERSION). */
+    uint32_t abi_version;
+    /** Reserved, 0. */
+    uint32_t reserved;
+    /** Write a log line (UTF-8, `len` bytes) at one of the PROXYSO_LOG_* levels. */
+    void (*log)(const struct proxyso_host *self, int32_t level, const char *message, size_t len);
+    /** Host bookkeeping; do not touch. */
+    void *host_data;
+} proxyso_host;
+
+/**
+ * A method: reads `input_len` bytes at `input`, writes its result into `output`.
+ * `context` is what `init` returned (NULL if the plugin has no `init`).
+ */
+typedef proxyso_status (*proxyso_method_fn)(void *context, const uint8_t *input,
+                                            size_t input_len, proxyso_output *output,
+                                            proxyso_error *error);
+
+/** One entry of the method table. */
+typedef struct proxyso_method {
+    /** NUL-terminated UTF-8 name, unique within the plugin, not empty. */
+    const char *name;
+    /** The function; never NULL. */
+    proxyso_method_fn call;
+} proxyso_method;
+
+/**
+ * The descriptor: the only symbol the host looks up, named PROXYSO_DESCRIPTOR_SYMBOL.
+ * `abi_version` comes first and is the only field read before it is checked.
+ */
+typedef struct proxyso_plugin {
+    /** PROXYSO_ABI_VERSION. */
+    uint32_t abi_version;
+    /** PROXYSO_FLAG_* bits; unknown bits make the load fail. */
+    uint32_t flags;
+    /** The plugin's name (NUL-terminated UTF-8, not empty). */
+    const char *name;
+    /** The plugin's version string (NUL-terminated UTF-8, not empty). */
+    const char *version;
+    /**
+     * Optional (may be NULL). Builds the context from `config_len` bytes of configuration
+     * (`config` is never NULL). On PROXYSO_OK `*context` is handed to every method; on failure
+     * the load fails with the recorded message, `destroy` is not called, and the library is
+     * closed again.
+     */
+    proxyso_status (*init)(const proxyso_host *host, const uint8_t *config, size_t config_len,
+                           void **context, proxyso_error *error);
+    /** Optional (may be NULL). Frees the context; runs once, after the last call returned. */
+    void (*destroy)(void *context);
+    /** Number of entries in `methods`; at least 1. */
+    size_t method_count;
+    /** The methods; the first is the default one. */
+    const proxyso_method *methods;
+} proxyso_plugin;
+
+/** Append `len` bytes to `output`, growing it through `reserve` as needed. */
+static inline proxyso_status proxyso_output_write(proxyso_output *output, const void *data,
+                                                  size_t len) {
+    if (len > output->capacity - output->len) {
+        if (len > SIZE_MAX - output->len) {
+            return PROXYSO_ERROR;
+        }
+        proxyso_status status = output->reserve(output, output->len + len);
+        if (status != PROXYSO_OK) {
+            return status;
+        }
+    }
+    if (len > 0) {
+        memcpy(output->data + output->len, data, len);
+        output->len += len;
+    }
+    return PROXYSO_OK;
+}
+
+/** Record an error with a NUL-terminated message and return PROXYSO_ERROR. */
+static inline proxyso_status proxyso_fail(proxyso_error *error, int32_t code, const char *message) {
+    error->set(error, code, message, strlen(message));
+    return PROXYSO_ERROR;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PROXYSO_H */

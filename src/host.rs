@@ -1,0 +1,292 @@
+//! What the host hands a plugin: the output buffer, the error slot and the log, all host-owned.
+//!
+//! Each callback is an `extern "C"` function the plugin calls through a pointer in an ABI struct;
+//! none lets a panic out, and none frees or keeps memory that belongs to the plugin.
+
+use std::ffi::{c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::{ptr, slice};
+
+use proxyso_abi as abi;
+
+/// The largest output the host accepts: the largest array Java can allocate on every VM.
+pub const MAX_OUTPUT: usize = i32::MAX as usize - 8;
+
+/// A call's output buffer, backed by a host `Vec` that the plugin grows through `reserve`.
+///
+/// The `Vec` keeps length 0 while the plugin writes into its spare capacity; `finish` sets the
+/// length the plugin reported once the call has returned.
+pub struct OutputBuf<'a> {
+    raw: abi::Output,
+    _vec: std::marker::PhantomData<&'a mut Vec<u8>>,
+}
+
+impl<'a> OutputBuf<'a> {
+    /// Lends `vec` (emptied) to one call, with at least `hint` bytes ready (capped at 1 MiB).
+    pub fn new(vec: &'a mut Vec<u8>, hint: usize) -> OutputBuf<'a> {
+        vec.clear();
+        // A failed reservation only means the plugin will ask through `reserve` itself.
+        let _ = vec.try_reserve(hint.min(1 << 20));
+        OutputBuf {
+            raw: abi::Output {
+                data: vec.as_mut_ptr(),
+                len: 0,
+                capacity: vec.capacity(),
+                reserve: output_reserve,
+                host_data: ptr::from_mut(vec).cast(),
+            },
+            _vec: std::marker::PhantomData,
+        }
+    }
+
+    /// The ABI struct to pass to the plugin.
+    pub fn as_raw(&mut self) -> *mut abi::Output {
+        &mut self.raw
+    }
+
+    /// Ends the call: sets the `Vec`'s length to what the plugin reported, if that is sane.
+    pub fn finish(self) -> Result<(), String> {
+        let raw = &self.raw;
+        // SAFETY: `host_data` is the `&'a mut Vec<u8>` given to `new`, still borrowed by `self`.
+        let vec = unsafe { &mut *raw.host_data.cast::<Vec<u8>>() };
+        if raw.data != vec.as_mut_ptr() || raw.capacity != vec.capacity() {
+            return Err("the plugin changed the output buffer's data or capacity".to_owned());
+        }
+        if raw.len > vec.capacity() {
+            return Err(format!(
+                "the plugin reported {} bytes of output in a buffer of {}",
+                raw.len,
+                vec.capacity()
+            ));
+        }
+        // SAFETY: the plugin wrote `len` bytes at `data`, inside the capacity (checked above);
+        // any byte value is a valid `u8`.
+        unsafe { vec.set_len(raw.len) };
+        Ok(())
+    }
+}
+
+/// `proxyso_output.reserve`: grows the host `Vec` behind the buffer, keeping the written bytes.
+unsafe extern "C" fn output_reserve(this: *mut abi::Output, capacity: usize) -> abi::Status {
+    let grow = AssertUnwindSafe(|| {
+        if this.is_null() {
+            return abi::ERROR;
+        }
+        // SAFETY: the plugin passes back the `abi::Output` the host gave it for this call.
+        let out = unsafe { &mut *this };
+        // SAFETY: `host_data` is the `Vec` lent to `OutputBuf::new` for the duration of the call.
+        let vec = unsafe { &mut *out.host_data.cast::<Vec<u8>>() };
+        if out.data != vec.as_mut_ptr() || out.len > vec.capacity() || capacity > MAX_OUTPUT {
+            return abi::ERROR;
+        }
+        if capacity <= vec.capacity() {
+            return abi::OK;
+        }
+        // SAFETY: the first `out.len` bytes were written by the plugin (checked to be within
+        // the capacity); making them the Vec's length lets the reallocation keep them.
+        unsafe { vec.set_len(out.len) };
+        let grown = vec.try_reserve(capacity - out.len);
+        // SAFETY: length 0 is always valid; the Vec stays "empty" while the plugin writes.
+        unsafe { vec.set_len(0) };
+        if grown.is_err() {
+            return abi::ERROR;
+        }
+        out.data = vec.as_mut_ptr();
+        out.capacity = vec.capacity();
+        abi::OK
+    });
+    catch_unwind(grow).unwrap_or(abi::ERROR)
+}
+
+/// What a plugin reported through `proxyso_error.set`.
+#[derive(Debug, Default)]
+pub struct Reported {
+    /// The plugin's code.
+    pub code: i32,
+    /// The plugin's message, if it gave one.
+    pub message: Option<String>,
+}
+
+/// A call's error slot.
+pub struct ErrorSlot {
+    raw: abi::Error,
+    reported: Box<Reported>,
+}
+
+impl ErrorSlot {
+    /// An empty slot for one call.
+    pub fn new() -> ErrorSlot {
+        let mut reported = Box::<Reported>::default();
+        ErrorSlot {
+            raw: abi::Error {
+                set: error_set,
+                host_data: ptr::from_mut(&mut *reported).cast(),
+            },
+            reported,
+        }
+    }
+
+    /// The ABI struct to pass to the plugin.
+    pub fn as_raw(&mut self) -> *mut abi::Error {
+        &mut self.raw
+    }
+
+    /// What the plugin recorded.
+    pub fn into_reported(self) -> Reported {
+        *self.reported
+    }
+}
+
+/// `proxyso_error.set`: copies the plugin's code and message into the host.
+unsafe extern "C" fn error_set(this: *mut abi::Error, code: i32, message: *const c_char, len: usize) {
+    let record = AssertUnwindSafe(|| {
+        if this.is_null() {
+            return;
+        }
+        // SAFETY: the plugin passes back the `abi::Error` the host gave it for this call, whose
+        // `host_data` points at the boxed `Reported` of its `ErrorSlot`.
+        let reported = unsafe { &mut *(*this).host_data.cast::<Reported>() };
+        reported.code = code;
+        // SAFETY: the header requires `message` to point at `len` readable bytes.
+        reported.message = Some(unsafe { lossy(message, len) });
+    });
+    let _ = catch_unwind(record);
+}
+
+/// The `proxyso_host` a version's `init` receives; boxed so its address is stable.
+pub struct HostServices {
+    raw: abi::Host,
+    /// Read by `host_log` through `raw.host_data`; owned here so it lives as long as `raw`.
+    _label: Box<String>,
+}
+
+impl HostServices {
+    /// Host services whose log lines are labelled with `label` (the key and plugin).
+    pub fn new(label: String) -> Box<HostServices> {
+        let mut label = Box::new(label);
+        Box::new(HostServices {
+            raw: abi::Host {
+                abi_version: abi::ABI_VERSION,
+                reserved: 0,
+                log: host_log,
+                host_data: ptr::from_mut(&mut *label).cast::<c_void>(),
+            },
+            _label: label,
+        })
+    }
+
+    /// The ABI struct to pass to `init`.
+    pub fn as_raw(&self) -> *const abi::Host {
+        &self.raw
+    }
+}
+
+/// `proxyso_host.log`: writes one line to standard error.
+unsafe extern "C" fn host_log(this: *const abi::Host, level: i32, message: *const c_char, len: usize) {
+    let write = AssertUnwindSafe(|| {
+        if this.is_null() {
+            return;
+        }
+        // SAFETY: `this` is the `abi::Host` of a live `HostServices`; its `host_data` is the
+        // boxed label, which lives as long as the `HostServices`.
+        let label = unsafe { &*(*this).host_data.cast::<String>() };
+        // SAFETY: the header requires `message` to point at `len` readable bytes.
+        let text = unsafe { lossy(message, len) };
+        let level = match level {
+            abi::LOG_ERROR => "ERROR",
+            abi::LOG_WARN => "WARN",
+            abi::LOG_INFO => "INFO",
+            _ => "DEBUG",
+        };
+        eprintln!("proxyso {level} [{label}] {text}");
+    });
+    let _ = catch_unwind(write);
+}
+
+/// Copies `len` bytes at `ptr` into a `String`, replacing invalid UTF-8.
+///
+/// # Safety
+/// `ptr` must point at `len` readable bytes, or be null (read as empty).
+unsafe fn lossy(ptr: *const c_char, len: usize) -> String {
+    if ptr.is_null() || len == 0 {
+        return String::new();
+    }
+    // SAFETY: guaranteed by the caller.
+    let bytes = unsafe { slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(out: *mut abi::Output, bytes: &[u8]) -> abi::Status {
+        // SAFETY: `out` is a live OutputBuf's raw struct in these tests.
+        unsafe {
+            let o = &mut *out;
+            if o.capacity - o.len < bytes.len() {
+                let status = (o.reserve)(out, o.len + bytes.len());
+                if status != abi::OK {
+                    return status;
+                }
+            }
+            ptr::copy_nonoverlapping(bytes.as_ptr(), o.data.add(o.len), bytes.len());
+            o.len += bytes.len();
+        }
+        abi::OK
+    }
+
+    #[test]
+    fn reserve_keeps_what_was_written() {
+        let mut vec = Vec::new();
+        let mut buf = OutputBuf::new(&mut vec, 0);
+        let raw = buf.as_raw();
+        let mut expected = Vec::new();
+        for i in 0..2000u32 {
+            let chunk = i.to_le_bytes();
+            assert_eq!(write(raw, &chunk), abi::OK);
+            expected.extend_from_slice(&chunk);
+        }
+        buf.finish().unwrap();
+        assert_eq!(vec, expected);
+    }
+
+    #[test]
+    fn reserve_refuses_absurd_sizes_and_keeps_the_buffer() {
+        let mut vec = Vec::new();
+        let mut buf = OutputBuf::new(&mut vec, 16);
+        let raw = buf.as_raw();
+        assert_eq!(write(raw, b"abc"), abi::OK);
+        // SAFETY: `raw` is live; reserve is the host's own callback.
+        let status = unsafe { ((*raw).reserve)(raw, usize::MAX / 2) };
+        assert_eq!(status, abi::ERROR);
+        // SAFETY: as above.
+        let status = unsafe { ((*raw).reserve)(raw, MAX_OUTPUT + 1) };
+        assert_eq!(status, abi::ERROR);
+        buf.finish().unwrap();
+        assert_eq!(vec, b"abc");
+    }
+
+    #[test]
+    fn finish_refuses_a_length_beyond_capacity() {
+        let mut vec = Vec::new();
+        let mut buf = OutputBuf::new(&mut vec, 8);
+        // SAFETY: the raw struct is live; this simulates a buggy plugin.
+        unsafe { (*buf.as_raw()).len = usize::MAX };
+        let err = buf.finish().unwrap_err();
+        assert!(err.contains("bytes of output"), "{err}");
+        assert!(vec.is_empty());
+    }
+
+    #[test]
+    fn error_slot_copies_code_and_message() {
+        let mut slot = ErrorSlot::new();
+        let raw = slot.as_raw();
+        let msg = b"bad \xffinput";
+        // SAFETY: `raw` is the slot's live struct and `msg` is readable.
+        unsafe { ((*raw).set)(raw, 42, msg.as_ptr().cast(), msg.len()) };
+        let reported = slot.into_reported();
+        assert_eq!(reported.code, 42);
+        assert_eq!(reported.message.as_deref(), Some("bad \u{fffd}input"));
+    }
+}

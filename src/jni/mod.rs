@@ -1,0 +1,246 @@
+//! The JNI layer: `dev.proxyso.NativeBridge`'s native methods, each a thin shim over `Registry`.
+//!
+//! Every entry point goes through `entry::run`, which catches panics and turns every error
+//! into the matching Java exception; none of them holds state of its own.
+
+mod entry;
+mod strings;
+
+use std::cell::RefCell;
+use std::env;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use jni::JNIEnv;
+use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
+use jni::sys::{jboolean, jbyteArray, jlong, jobject, jobjectArray};
+
+use crate::registry::{LibraryInfo, Registry};
+use entry::{Failure, run};
+use strings::{read_bytes, read_str};
+
+/// The process's one registry, behind every Java `ProxySo` call.
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry::new(env::temp_dir()))
+}
+
+/// Buffers a calling thread reuses from call to call, so the hot path does not allocate.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    method: Vec<u8>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+/// Above this a scratch buffer is given back after the call instead of kept for the next.
+const SCRATCH_KEEP: usize = 4 << 20;
+
+impl Scratch {
+    fn trim(&mut self) {
+        for buf in [&mut self.input, &mut self.output] {
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// `NativeBridge.configure(String snapshotDir)`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    snapshot_dir: JString<'l>,
+) {
+    run(&mut env, (), |env| {
+        let dir: String = env.get_string(&snapshot_dir)?.into();
+        registry().set_snapshot_dir(PathBuf::from(dir));
+        Ok(())
+    })
+}
+
+/// `NativeBridge.load(String key, String path, byte[] config)`: the new key's generation.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_load<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+    path: JString<'l>,
+    config: JByteArray<'l>,
+) -> jlong {
+    run(&mut env, 0, |env| {
+        let key: String = env.get_string(&key)?.into();
+        let path: String = env.get_string(&path)?.into();
+        let config = env.convert_byte_array(&config)?;
+        Ok(generation(registry().load(&key, &path, &config)?))
+    })
+}
+
+/// `NativeBridge.replace(String key, String path, byte[] config)`: the new generation.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_replace<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+    path: JString<'l>,
+    config: JByteArray<'l>,
+) -> jlong {
+    run(&mut env, 0, |env| {
+        let key: String = env.get_string(&key)?.into();
+        let path: String = env.get_string(&path)?.into();
+        let config = env.convert_byte_array(&config)?;
+        Ok(generation(registry().replace(&key, &path, &config)?))
+    })
+}
+
+/// `NativeBridge.unload(String key)`: false if the key was not loaded.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_unload<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+) -> jboolean {
+    run(&mut env, 0, |env| {
+        let key: String = env.get_string(&key)?.into();
+        Ok(registry().unload(&key)?.into())
+    })
+}
+
+/// `NativeBridge.call(String key, String method, byte[] input)`: the hot path.
+///
+/// Key, method name and input are read into this thread's scratch buffers and the plugin
+/// writes into another, so the only allocation is the `byte[]` returned.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_call<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+    method: JString<'l>,
+    input: JByteArray<'l>,
+) -> jbyteArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().map_err(|_| {
+                Failure::Internal("NativeBridge.call re-entered on one thread".into())
+            })?;
+            let Scratch {
+                key: key_buf,
+                method: method_buf,
+                input: input_buf,
+                output,
+            } = &mut *scratch;
+            let key = read_str(env, &key, key_buf)?;
+            let method = if method.is_null() {
+                None
+            } else {
+                Some(read_str(env, &method, method_buf)?)
+            };
+            read_bytes(env, &input, input_buf)?;
+            let result = registry().call(&key, method.as_deref(), input_buf, output);
+            let array = match result {
+                Ok(()) => env.byte_array_from_slice(output).map_err(Failure::from),
+                Err(e) => Err(e.into()),
+            };
+            scratch.trim();
+            Ok(array?.into_raw())
+        })
+    })
+}
+
+/// `NativeBridge.info(String key)`: a `LibraryInfo`, or null when the key is not loaded.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_info<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+) -> jobject {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let key: String = env.get_string(&key)?.into();
+        match registry().info(&key) {
+            Some(info) => Ok(library_info(env, &info)?.into_raw()),
+            None => Ok(std::ptr::null_mut()),
+        }
+    })
+}
+
+/// `NativeBridge.keys()`: the loaded keys, sorted.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_keys<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jobjectArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        Ok(string_array(env, &registry().keys())?.into_raw())
+    })
+}
+
+/// `NativeBridge.awaitRetired(String key, long timeoutMillis)`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_awaitRetired<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+    timeout_millis: jlong,
+) -> jboolean {
+    run(&mut env, 0, |env| {
+        let key: String = env.get_string(&key)?.into();
+        let timeout = Duration::from_millis(u64::try_from(timeout_millis).unwrap_or(0));
+        Ok(registry().await_retired(&key, timeout).into())
+    })
+}
+
+/// A generation as a Java `long` (generations count replacements; they never reach 2^63).
+fn generation(generation: u64) -> jlong {
+    jlong::try_from(generation).unwrap_or(jlong::MAX)
+}
+
+/// Builds a `dev.proxyso.LibraryInfo`.
+fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<'l>, Failure> {
+    env.with_local_frame_returning_local(16, |env| -> Result<JObject<'_>, Failure> {
+        let key = env.new_string(&info.key)?;
+        let path = env.new_string(&info.path)?;
+        let snapshot = env.new_string(info.snapshot_path.to_string_lossy())?;
+        let name = env.new_string(&info.name)?;
+        let version = env.new_string(&info.version)?;
+        let methods = string_array(env, &info.methods)?;
+        let object = env.new_object(
+            "dev/proxyso/LibraryInfo",
+            "(Ljava/lang/String;JLjava/lang/String;Ljava/lang/String;Ljava/lang/String;\
+             Ljava/lang/String;[Ljava/lang/String;Z)V",
+            &[
+                JValue::Object(&key),
+                JValue::Long(generation(info.generation)),
+                JValue::Object(&path),
+                JValue::Object(&snapshot),
+                JValue::Object(&name),
+                JValue::Object(&version),
+                JValue::Object(&methods),
+                JValue::Bool(info.serialized.into()),
+            ],
+        )?;
+        Ok(object)
+    })
+}
+
+/// Builds a `String[]`, releasing each element's local reference as it goes.
+fn string_array<'l>(
+    env: &mut JNIEnv<'l>,
+    items: &[String],
+) -> Result<jni::objects::JObjectArray<'l>, Failure> {
+    let len = i32::try_from(items.len())
+        .map_err(|_| Failure::Internal(format!("{} strings do not fit a Java array", items.len())))?;
+    let array = env.new_object_array(len, "java/lang/String", JObject::null())?;
+    for (i, item) in (0..len).zip(items) {
+        let s = env.new_string(item)?;
+        env.set_object_array_element(&array, i, &s)?;
+        env.delete_local_ref(s)?;
+    }
+    Ok(array)
+}

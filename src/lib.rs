@@ -1,0 +1,24 @@
+//! proxyso: load, call, hot-replace and unload native plugin libraries inside a running JVM.
+//!
+//! The JVM loads this crate once as `libproxy.so`. Behind a thin JNI layer (`jni`) sits a pure
+//! Rust core that is tested without a JVM:
+//!
+//! - `registry`: keys to versions, and the call hot path (`Registry::call`);
+//! - `version`: one loaded version of a key, retired when its last call returns;
+//! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
+//! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
+//! - `snapshot`: the private copy of a plugin file that is actually mapped.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod host;
+mod jni;
+pub mod maps;
+pub mod plugin;
+pub mod registry;
+pub mod retire;
+pub mod snapshot;
+pub mod version;
+
+pub use error::{Error, LoadError};
+pub use registry::{LibraryInfo, Registry};

@@ -1,0 +1,120 @@
+//! One loaded version of a key: a plugin with its generation, serving calls until it retires.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::plugin::Plugin;
+use crate::retire::{Ledger, Retiring};
+
+/// A plugin serving one key at one generation.
+///
+/// Callers hold it through an `Arc` for the length of a call. When the last holder lets go
+/// after it left service, it retires: inline on a control thread (`Version::retire`), through
+/// the reaper from anywhere else (`Drop`).
+#[derive(Debug)]
+pub struct Version {
+    key: Arc<str>,
+    generation: u64,
+    source: String,
+    /// `None` only once retirement has taken it.
+    plugin: Option<Plugin>,
+    ledger: Arc<Ledger>,
+}
+
+impl Version {
+    /// Wraps a freshly opened plugin that is about to go into service.
+    pub fn new(
+        key: Arc<str>,
+        generation: u64,
+        source: String,
+        plugin: Plugin,
+        ledger: Arc<Ledger>,
+    ) -> Version {
+        Version {
+            key,
+            generation,
+            source,
+            plugin: Some(plugin),
+            ledger,
+        }
+    }
+
+    /// The key it serves.
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// Its generation under the key (1 for the first load, larger after each replace).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The path it was loaded from, as given.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &Plugin {
+        self.plugin
+            .as_ref()
+            .expect("a version keeps its plugin until it is dropped")
+    }
+
+    /// Calls `method` (the default for `None`); on success `out` holds the output.
+    pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let plugin = self.plugin();
+        let Some(index) = plugin.method_index(method) else {
+            return Err(Error::NoSuchMethod {
+                key: self.key.to_string(),
+                plugin: self.describe(),
+                method: method.unwrap_or_default().to_owned(),
+                available: plugin.method_names().collect::<Vec<_>>().join(", "),
+            });
+        };
+        plugin.call(index, input, out).map_err(|failure| Error::Plugin {
+            key: self.key.to_string(),
+            plugin: self.describe(),
+            method: plugin.method_names().nth(index).unwrap_or_default().to_owned(),
+            code: failure.code,
+            message: failure.message,
+            panicked: failure.panicked,
+        })
+    }
+
+    /// "name version (generation N)", for messages.
+    fn describe(&self) -> String {
+        let plugin = self.plugin();
+        format!(
+            "{} {}, generation {}",
+            plugin.name(),
+            plugin.version(),
+            self.generation
+        )
+    }
+
+    /// Retires on this thread: destroy and close now. For control threads only.
+    pub fn retire(mut self) {
+        if let Some(retiring) = self.take() {
+            retiring.finish();
+        }
+    }
+
+    fn take(&mut self) -> Option<Retiring> {
+        self.plugin.take().map(|plugin| Retiring {
+            plugin,
+            key: Arc::clone(&self.key),
+            generation: self.generation,
+            ledger: Arc::clone(&self.ledger),
+        })
+    }
+}
+
+impl Drop for Version {
+    /// The last holder was not a control thread (or did not retire it): use the reaper.
+    fn drop(&mut self) {
+        if let Some(retiring) = self.take() {
+            retiring.hand_off();
+        }
+    }
+}
