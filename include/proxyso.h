@@ -16,7 +16,8 @@
  *   - `init` runs once per loaded version, before any method call. The context it returns is
  *     passed to every method and finally to `destroy`.
  *   - `destroy` runs exactly once, after the last call into this version has returned: when the
- *     version is replaced, its calls in flight finish first. After `destroy` returns the host
+ *     version is replaced, its calls in flight finish first. It may run on any thread (often a
+ *     host thread of its own, never a thread inside a call). After `destroy` returns the host
  *     dlcloses the library, so by then the plugin must have stopped every thread it started,
  *     and must not leave thread-local or pthread_key destructors, atexit handlers or signal
  *     handlers pointing into its code.

@@ -107,33 +107,35 @@ pub struct Reported {
     pub message: Option<String>,
 }
 
-/// A call's error slot.
+/// A call's error slot; lives on the caller's stack, so a call allocates nothing for it.
 pub struct ErrorSlot {
     raw: abi::Error,
-    reported: Box<Reported>,
+    reported: Reported,
 }
 
-impl ErrorSlot {
-    /// An empty slot for one call.
-    pub fn new() -> ErrorSlot {
-        let mut reported = Box::<Reported>::default();
+impl Default for ErrorSlot {
+    fn default() -> Self {
         ErrorSlot {
             raw: abi::Error {
                 set: error_set,
-                host_data: ptr::from_mut(&mut *reported).cast(),
+                host_data: ptr::null_mut(),
             },
-            reported,
+            reported: Reported::default(),
         }
     }
+}
 
-    /// The ABI struct to pass to the plugin.
+impl ErrorSlot {
+    /// The ABI struct to pass to the plugin; valid while `self` stays where it is.
     pub fn as_raw(&mut self) -> *mut abi::Error {
+        // Pointed at here, not at construction: the slot may have moved since.
+        self.raw.host_data = ptr::from_mut(&mut self.reported).cast();
         &mut self.raw
     }
 
     /// What the plugin recorded.
     pub fn into_reported(self) -> Reported {
-        *self.reported
+        self.reported
     }
 }
 
@@ -156,23 +158,24 @@ unsafe extern "C" fn error_set(this: *mut abi::Error, code: i32, message: *const
 /// The `proxyso_host` a version's `init` receives; boxed so its address is stable.
 pub struct HostServices {
     raw: abi::Host,
-    /// Read by `host_log` through `raw.host_data`; owned here so it lives as long as `raw`.
-    _label: Box<String>,
+    /// Read by `host_log` through `raw.host_data`, which points here.
+    label: String,
 }
 
 impl HostServices {
     /// Host services whose log lines are labelled with `label` (the key and plugin).
     pub fn new(label: String) -> Box<HostServices> {
-        let mut label = Box::new(label);
-        Box::new(HostServices {
+        let mut services = Box::new(HostServices {
             raw: abi::Host {
                 abi_version: abi::ABI_VERSION,
                 reserved: 0,
                 log: host_log,
-                host_data: ptr::from_mut(&mut *label).cast::<c_void>(),
+                host_data: ptr::null_mut(),
             },
-            _label: label,
-        })
+            label,
+        });
+        services.raw.host_data = ptr::from_mut(&mut services.label).cast::<c_void>();
+        services
     }
 
     /// The ABI struct to pass to `init`.
@@ -280,7 +283,7 @@ mod tests {
 
     #[test]
     fn error_slot_copies_code_and_message() {
-        let mut slot = ErrorSlot::new();
+        let mut slot = ErrorSlot::default();
         let raw = slot.as_raw();
         let msg = b"bad \xffinput";
         // SAFETY: `raw` is the slot's live struct and `msg` is readable.

@@ -122,7 +122,7 @@ impl Plugin {
         let host = HostServices::new(format!("{label}: {} {}", checked.name, checked.version));
         let mut context = ptr::null_mut();
         if let Some(init) = desc.init {
-            let mut error = ErrorSlot::new();
+            let mut error = ErrorSlot::default();
             // SAFETY: `init` comes from a checked descriptor; every pointer passed is valid for
             // the call (`config` is never null, as the header promises), and `host` lives
             // until after `destroy`.
@@ -201,7 +201,7 @@ impl Plugin {
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
         let mut output = OutputBuf::new(out, input.len());
-        let mut error = ErrorSlot::new();
+        let mut error = ErrorSlot::default();
         // SAFETY: `call` comes from the checked method table of a library that stays open while
         // `self` lives; the input, output and error pointers are valid for the whole call, and
         // the serialisation the plugin asked for is held.
