@@ -1,9 +1,10 @@
 /*
  * proxyso.h - the plugin ABI of proxyso, version 1.
  *
- * A proxyso plugin is a shared library that exports one symbol,
+ * A proxyso plugin is a shared library that exports one symbol, its descriptor,
  *
- *     PROXYSO_EXPORT const proxyso_plugin proxyso_plugin = { PROXYSO_ABI_VERSION, ... };
+ *     PROXYSO_DEFINE_PLUGIN = { PROXYSO_ABI_VERSION, flags, "name", "1.0.0",
+ *                               init, destroy, method_count, methods };
  *
  * and nothing else the host relies on. The host (libproxy.so, inside the JVM) opens a private
  * snapshot of the file with dlopen(RTLD_NOW | RTLD_LOCAL), reads `abi_version` first and refuses
@@ -47,7 +48,9 @@
  * Building
  *   - C++ plugins: compile with -fno-gnu-unique, or a template static or inline variable becomes
  *     an STB_GNU_UNIQUE symbol and glibc silently refuses to ever unload the library.
- *   - Export only the descriptor where you can (-fvisibility=hidden plus PROXYSO_EXPORT).
+ *   - Export only the descriptor: -fvisibility=hidden (PROXYSO_DEFINE_PLUGIN stays visible), and
+ *     for C++ also a linker version script (`{ global: proxyso_plugin; local: *; };`), since
+ *     template code instantiated from libstdc++'s headers keeps default visibility.
  */
 #ifndef PROXYSO_H
 #define PROXYSO_H
@@ -63,7 +66,7 @@ extern "C" {
 /** The ABI version this header describes; the host refuses any other value. */
 #define PROXYSO_ABI_VERSION 1u
 
-/** Name of the one symbol every plugin exports. */
+/** Name of the one symbol every plugin exports: its `proxyso_descriptor`. */
 #define PROXYSO_DESCRIPTOR_SYMBOL "proxyso_plugin"
 
 /** Marks the descriptor as exported even under -fvisibility=hidden. */
@@ -154,10 +157,11 @@ typedef struct proxyso_method {
 } proxyso_method;
 
 /**
- * The descriptor: the only symbol the host looks up, named PROXYSO_DESCRIPTOR_SYMBOL.
- * `abi_version` comes first and is the only field read before it is checked.
+ * The descriptor: the only symbol the host looks up, named PROXYSO_DESCRIPTOR_SYMBOL and
+ * defined with PROXYSO_DEFINE_PLUGIN. `abi_version` comes first and is the only field read
+ * before it is checked.
  */
-typedef struct proxyso_plugin {
+typedef struct proxyso_descriptor {
     /** PROXYSO_ABI_VERSION. */
     uint32_t abi_version;
     /** PROXYSO_FLAG_* bits; unknown bits make the load fail. */
@@ -180,9 +184,22 @@ typedef struct proxyso_plugin {
     size_t method_count;
     /** The methods; the first is the default one. */
     const proxyso_method *methods;
-} proxyso_plugin;
+} proxyso_descriptor;
 
-/** Append `len` bytes to `output`, growing it through `reserve` as needed. */
+/**
+ * Defines the exported descriptor: `PROXYSO_DEFINE_PLUGIN = { ... };` at file scope.
+ * (In C++ a const at namespace scope would otherwise have internal linkage.)
+ */
+#ifdef __cplusplus
+#define PROXYSO_DEFINE_PLUGIN extern "C" PROXYSO_EXPORT const proxyso_descriptor proxyso_plugin
+#else
+#define PROXYSO_DEFINE_PLUGIN PROXYSO_EXPORT const proxyso_descriptor proxyso_plugin
+#endif
+
+/**
+ * Append `len` bytes to `output`, growing it through `reserve` as needed. Returns PROXYSO_ERROR
+ * when the host refuses to grow it; the caller then reports the failure with `error->set`.
+ */
 static inline proxyso_status proxyso_output_write(proxyso_output *output, const void *data,
                                                   size_t len) {
     if (len > output->capacity - output->len) {
@@ -192,6 +209,9 @@ static inline proxyso_status proxyso_output_write(proxyso_output *output, const 
         proxyso_status status = output->reserve(output, output->len + len);
         if (status != PROXYSO_OK) {
             return status;
+        }
+        if (len > output->capacity - output->len) {
+            return PROXYSO_ERROR;
         }
     }
     if (len > 0) {

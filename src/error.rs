@@ -77,6 +77,9 @@ pub enum LoadError {
     /// The source path is not a regular file.
     #[error("not a regular file ({0})")]
     NotAFile(&'static str),
+    /// The file is not a whole shared object for this machine (checked before `dlopen`).
+    #[error("not a loadable shared object: {0}")]
+    NotLoadable(String),
     /// The private snapshot could not be written.
     #[error("cannot write the private snapshot in {dir}: {source}")]
     Snapshot {

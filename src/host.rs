@@ -140,7 +140,12 @@ impl ErrorSlot {
 }
 
 /// `proxyso_error.set`: copies the plugin's code and message into the host.
-unsafe extern "C" fn error_set(this: *mut abi::Error, code: i32, message: *const c_char, len: usize) {
+unsafe extern "C" fn error_set(
+    this: *mut abi::Error,
+    code: i32,
+    message: *const c_char,
+    len: usize,
+) {
     let record = AssertUnwindSafe(|| {
         if this.is_null() {
             return;
@@ -185,7 +190,12 @@ impl HostServices {
 }
 
 /// `proxyso_host.log`: writes one line to standard error.
-unsafe extern "C" fn host_log(this: *const abi::Host, level: i32, message: *const c_char, len: usize) {
+unsafe extern "C" fn host_log(
+    this: *const abi::Host,
+    level: i32,
+    message: *const c_char,
+    len: usize,
+) {
     let write = AssertUnwindSafe(|| {
         if this.is_null() {
             return;

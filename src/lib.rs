@@ -7,9 +7,10 @@
 //! - `version`: one loaded version of a key, retired when its last call returns;
 //! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
-//! - `snapshot`: the private copy of a plugin file that is actually mapped.
+//! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
 #![deny(missing_docs)]
 
+pub mod elf;
 pub mod error;
 pub mod host;
 mod jni;

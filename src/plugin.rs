@@ -89,20 +89,30 @@ impl Plugin {
         // the host.
         let library = unsafe { Library::open(Some(snapshot.path()), RTLD_NOW | RTLD_LOCAL) }
             .map_err(|e| {
-                LoadError::Open(snapshot::mention_source(&e.to_string(), snapshot.path(), &shown))
+                LoadError::Open(snapshot::mention_source(
+                    &e.to_string(),
+                    snapshot.path(),
+                    &shown,
+                ))
             })?;
         let snapshot_path = snapshot.path().to_path_buf();
         // The mapping holds the inode now; the name on disk is no longer needed.
         drop(snapshot);
 
         // SAFETY: the symbol is looked up as a data address, not called.
-        let symbol = unsafe { library.get::<*const abi::Plugin>(abi::DESCRIPTOR_SYMBOL) }
+        let symbol = unsafe { library.get::<*const abi::Descriptor>(abi::DESCRIPTOR_SYMBOL) }
             .map_err(|e| {
-                LoadError::NoDescriptor(snapshot::mention_source(&e.to_string(), &snapshot_path, &shown))
+                LoadError::NoDescriptor(snapshot::mention_source(
+                    &e.to_string(),
+                    &snapshot_path,
+                    &shown,
+                ))
             })?;
-        let descriptor: *const abi::Plugin = *symbol;
+        let descriptor: *const abi::Descriptor = *symbol;
         if descriptor.is_null() {
-            return Err(LoadError::BadDescriptor("symbol 'proxyso_plugin' is null".into()));
+            return Err(LoadError::BadDescriptor(
+                "symbol 'proxyso_plugin' is null".into(),
+            ));
         }
         // Version handshake before anything else is read.
         // SAFETY: every ABI version starts the descriptor with the u32 version, so it is
@@ -247,7 +257,7 @@ struct Checked {
 }
 
 /// Checks every rule the header sets for a version-1 descriptor.
-fn check_descriptor(desc: &abi::Plugin) -> Result<Checked, LoadError> {
+fn check_descriptor(desc: &abi::Descriptor) -> Result<Checked, LoadError> {
     let bad = |msg: String| LoadError::BadDescriptor(msg);
     let unknown = desc.flags & !abi::KNOWN_FLAGS;
     if unknown != 0 {
@@ -296,11 +306,13 @@ unsafe fn text(ptr: *const c_char, field: &str) -> Result<String, LoadError> {
         return Err(LoadError::BadDescriptor(format!("field '{field}' is null")));
     }
     // SAFETY: non-null and NUL-terminated, as the caller guarantees.
-    let s = unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| {
-        LoadError::BadDescriptor(format!("field '{field}' is not valid UTF-8"))
-    })?;
+    let s = unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| LoadError::BadDescriptor(format!("field '{field}' is not valid UTF-8")))?;
     if s.is_empty() {
-        return Err(LoadError::BadDescriptor(format!("field '{field}' is empty")));
+        return Err(LoadError::BadDescriptor(format!(
+            "field '{field}' is empty"
+        )));
     }
     Ok(s.to_owned())
 }
@@ -331,5 +343,9 @@ fn failure(status: abi::Status, reported: Reported) -> Option<CallFailure> {
 /// A pointer that is never null, as the header promises for input and config, even when empty.
 fn non_null(bytes: &[u8]) -> *const u8 {
     static EMPTY: u8 = 0;
-    if bytes.is_empty() { &EMPTY } else { bytes.as_ptr() }
+    if bytes.is_empty() {
+        &EMPTY
+    } else {
+        bytes.as_ptr()
+    }
 }

@@ -14,6 +14,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::elf;
 use crate::error::LoadError;
 
 /// Tells snapshot names apart for the life of the process, so no two can ever match by name.
@@ -57,12 +58,15 @@ impl Snapshot {
             .path()
             .join(format!("{}-{seq}-{base}", std::process::id()));
         let mut copy = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
             .map_err(snapshot_error)?;
         io::copy(&mut file, &mut copy).map_err(snapshot_error)?;
+        // Checked after copying: what is checked is what will be mapped.
+        elf::check(&copy).map_err(LoadError::NotLoadable)?;
         Ok(Snapshot {
             path,
             _dir: private,
@@ -84,13 +88,34 @@ pub fn mention_source(message: &str, snapshot: &Path, source: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A real shared object: the C library this test runs with.
+    fn elf_bytes() -> Vec<u8> {
+        let maps = fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("libc.so"))
+            .unwrap()
+            .to_owned();
+        fs::read(libc).unwrap()
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_shared_object() {
+        let work = tempfile::tempdir().unwrap();
+        let source = work.path().join("notes.so");
+        fs::write(&source, b"plain text").unwrap();
+        let err = Snapshot::take(&source, work.path()).unwrap_err();
+        assert!(matches!(err, LoadError::NotLoadable(_)), "{err}");
+    }
+
     #[test]
     fn copies_bytes_into_an_owner_only_directory_and_cleans_up() {
         let work = tempfile::tempdir().unwrap();
         let source = work.path().join("lib.so");
-        fs::write(&source, b"bytes").unwrap();
+        fs::write(&source, elf_bytes()).unwrap();
         let snap = Snapshot::take(&source, work.path()).unwrap();
-        assert_eq!(fs::read(snap.path()).unwrap(), b"bytes");
+        assert_eq!(fs::read(snap.path()).unwrap(), elf_bytes());
         let dir = snap.path().parent().unwrap().to_path_buf();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
@@ -102,7 +127,7 @@ mod tests {
     fn every_snapshot_of_one_path_has_a_new_name() {
         let work = tempfile::tempdir().unwrap();
         let source = work.path().join("lib.so");
-        fs::write(&source, b"x").unwrap();
+        fs::write(&source, elf_bytes()).unwrap();
         let a = Snapshot::take(&source, work.path()).unwrap();
         let b = Snapshot::take(&source, work.path()).unwrap();
         assert_ne!(a.path(), b.path());

@@ -72,14 +72,20 @@ impl Version {
                 available: plugin.method_names().collect::<Vec<_>>().join(", "),
             });
         };
-        plugin.call(index, input, out).map_err(|failure| Error::Plugin {
-            key: self.key.to_string(),
-            plugin: self.describe(),
-            method: plugin.method_names().nth(index).unwrap_or_default().to_owned(),
-            code: failure.code,
-            message: failure.message,
-            panicked: failure.panicked,
-        })
+        plugin
+            .call(index, input, out)
+            .map_err(|failure| Error::Plugin {
+                key: self.key.to_string(),
+                plugin: self.describe(),
+                method: plugin
+                    .method_names()
+                    .nth(index)
+                    .unwrap_or_default()
+                    .to_owned(),
+                code: failure.code,
+                message: failure.message,
+                panicked: failure.panicked,
+            })
     }
 
     /// "name version (generation N)", for messages.

@@ -20,9 +20,10 @@ int main(void) {
     S(proxyso_host); F(proxyso_host, abi_version); F(proxyso_host, reserved);
     F(proxyso_host, log); F(proxyso_host, host_data);
     S(proxyso_method); F(proxyso_method, name); F(proxyso_method, call);
-    S(proxyso_plugin); F(proxyso_plugin, abi_version); F(proxyso_plugin, flags);
-    F(proxyso_plugin, name); F(proxyso_plugin, version); F(proxyso_plugin, init);
-    F(proxyso_plugin, destroy); F(proxyso_plugin, method_count); F(proxyso_plugin, methods);
+    S(proxyso_descriptor); F(proxyso_descriptor, abi_version); F(proxyso_descriptor, flags);
+    F(proxyso_descriptor, name); F(proxyso_descriptor, version);
+    F(proxyso_descriptor, init); F(proxyso_descriptor, destroy);
+    F(proxyso_descriptor, method_count); F(proxyso_descriptor, methods);
     printf("PROXYSO_ABI_VERSION %u\n", PROXYSO_ABI_VERSION);
     printf("PROXYSO_OK %d\nPROXYSO_ERROR %d\nPROXYSO_PANIC %d\n", PROXYSO_OK, PROXYSO_ERROR, PROXYSO_PANIC);
     printf("PROXYSO_FLAG_SERIALIZE %u\n", PROXYSO_FLAG_SERIALIZE);
@@ -56,7 +57,12 @@ fn rust_types_match_the_c_header() {
     let mut rust = String::new();
     macro_rules! s {
         ($c:literal, $t:ty) => {
-            rust += &format!("{} size {} align {}\n", $c, size_of::<$t>(), align_of::<$t>());
+            rust += &format!(
+                "{} size {} align {}\n",
+                $c,
+                size_of::<$t>(),
+                align_of::<$t>()
+            );
         };
     }
     macro_rules! f {
@@ -65,21 +71,47 @@ fn rust_types_match_the_c_header() {
         };
     }
     s!("proxyso_output", abi::Output);
-    f!("proxyso_output", abi::Output, data, len, capacity, reserve, host_data);
+    f!(
+        "proxyso_output",
+        abi::Output,
+        data,
+        len,
+        capacity,
+        reserve,
+        host_data
+    );
     s!("proxyso_error", abi::Error);
     f!("proxyso_error", abi::Error, set, host_data);
     s!("proxyso_host", abi::Host);
-    f!("proxyso_host", abi::Host, abi_version, reserved, log, host_data);
+    f!(
+        "proxyso_host",
+        abi::Host,
+        abi_version,
+        reserved,
+        log,
+        host_data
+    );
     s!("proxyso_method", abi::Method);
     f!("proxyso_method", abi::Method, name, call);
-    s!("proxyso_plugin", abi::Plugin);
-    f!("proxyso_plugin", abi::Plugin, abi_version, flags, name, version, init, destroy);
-    f!("proxyso_plugin", abi::Plugin, method_count, methods);
+    s!("proxyso_descriptor", abi::Descriptor);
+    f!(
+        "proxyso_descriptor",
+        abi::Descriptor,
+        abi_version,
+        flags,
+        name,
+        version,
+        init,
+        destroy
+    );
+    f!("proxyso_descriptor", abi::Descriptor, method_count, methods);
     rust += &format!("PROXYSO_ABI_VERSION {}\n", abi::ABI_VERSION);
     rust += &format!("PROXYSO_OK {}\nPROXYSO_ERROR {}\n", abi::OK, abi::ERROR);
     rust += &format!("PROXYSO_PANIC {}\n", abi::PANIC);
     rust += &format!("PROXYSO_FLAG_SERIALIZE {}\n", abi::FLAG_SERIALIZE);
-    let symbol = std::str::from_utf8(abi::DESCRIPTOR_SYMBOL).unwrap().trim_end_matches('\0');
+    let symbol = std::str::from_utf8(abi::DESCRIPTOR_SYMBOL)
+        .unwrap()
+        .trim_end_matches('\0');
     rust += &format!("PROXYSO_DESCRIPTOR_SYMBOL {symbol}\n");
     assert_eq!(c_layout(), rust);
 }

@@ -13,13 +13,25 @@ fn failed_replace(r: &Registry, path: &Path, config: &[u8]) -> (LoadError, Strin
     let before = r.info("m").unwrap();
     let err = r.replace("m", &path.to_string_lossy(), config).unwrap_err();
     let text = err.to_string();
-    let Error::Load { key, path: shown, cause } = err else {
+    let Error::Load {
+        key,
+        path: shown,
+        cause,
+    } = err
+    else {
         panic!("expected a load error, got {text}");
     };
     assert_eq!(key, "m");
     assert_eq!(shown, path.to_string_lossy());
-    assert!(text.contains(&*path.to_string_lossy()), "names the path: {text}");
-    assert_eq!(r.info("m").unwrap(), before, "the serving version is untouched");
+    assert!(
+        text.contains(&*path.to_string_lossy()),
+        "names the path: {text}"
+    );
+    assert_eq!(
+        r.info("m").unwrap(),
+        before,
+        "the serving version is untouched"
+    );
     assert_eq!(call(r, "m", None, "still"), "still");
     // The failed load must not change what a fresh load of the same key does either.
     assert!(matches!(
@@ -31,7 +43,8 @@ fn failed_replace(r: &Registry, path: &Path, config: &[u8]) -> (LoadError, Strin
 
 fn serving_v1() -> (Registry, tempfile::TempDir) {
     let (r, dir) = registry();
-    r.load("m", &plugins().example_v1().to_string_lossy(), b"").unwrap();
+    r.load("m", &plugins().example_v1().to_string_lossy(), b"")
+        .unwrap();
     (r, dir)
 }
 
@@ -57,23 +70,49 @@ fn an_empty_file_and_a_text_file_are_not_elf() {
     let empty = dir.path().join("empty.so");
     fs::write(&empty, b"").unwrap();
     let (cause, text) = failed_replace(&r, &empty, b"");
-    assert!(matches!(cause, LoadError::Open(_)), "{text}");
+    assert!(matches!(cause, LoadError::NotLoadable(_)), "{text}");
+    assert!(text.contains("the file is empty"), "{text}");
     let text_file = dir.path().join("notes.so");
     fs::write(&text_file, "this is not a shared object\n".repeat(100)).unwrap();
     let (cause, text) = failed_replace(&r, &text_file, b"");
-    assert!(matches!(cause, LoadError::Open(_)), "{text}");
-    assert!(text.contains("invalid ELF header"), "{text}");
+    assert!(matches!(cause, LoadError::NotLoadable(_)), "{text}");
+    assert!(
+        text.contains("not an ELF file (it starts with \"this is"),
+        "{text}"
+    );
     assert!(text.contains("notes.so"), "{text}");
 }
 
 #[test]
-fn a_truncated_elf() {
+fn a_truncated_elf_is_refused_before_dlopen_could_crash_on_it() {
     let (r, dir) = serving_v1();
     let bytes = fs::read(plugins().example_v2()).unwrap();
     let cut = dir.path().join("cut.so");
-    fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
-    let (cause, text) = failed_replace(&r, &cut, b"");
-    assert!(matches!(cause, LoadError::Open(_)), "{text}");
+    // Cut inside the loadable segments: glibc would map past the end and die of SIGBUS.
+    for len in [64, 1000, 64 << 10] {
+        fs::write(&cut, &bytes[..len]).unwrap();
+        let (cause, text) = failed_replace(&r, &cut, b"");
+        assert!(matches!(cause, LoadError::NotLoadable(_)), "{text}");
+        assert!(text.contains("truncated"), "{text}");
+    }
+}
+
+#[test]
+fn an_elf_for_another_machine() {
+    let (r, dir) = serving_v1();
+    let mut bytes = fs::read(plugins().example_v2()).unwrap();
+    // e_machine = EM_AARCH64 on x86-64 hosts, EM_X86_64 elsewhere.
+    let other: u16 = if cfg!(target_arch = "x86_64") {
+        183
+    } else {
+        62
+    };
+    bytes[18..20].copy_from_slice(&other.to_le_bytes());
+    let foreign = dir.path().join("foreign.so");
+    fs::write(&foreign, bytes).unwrap();
+    let (cause, text) = failed_replace(&r, &foreign, b"");
+    assert!(matches!(cause, LoadError::NotLoadable(_)), "{text}");
+    assert!(text.contains("built for"), "{text}");
 }
 
 #[test]
@@ -89,10 +128,19 @@ fn abi_mismatch_names_both_versions() {
     let (r, _dir) = serving_v1();
     let (cause, text) = failed_replace(&r, &plugins().native("libfx_abi_mismatch.so"), b"");
     assert!(
-        matches!(cause, LoadError::AbiMismatch { expected: 1, found: 99 }),
+        matches!(
+            cause,
+            LoadError::AbiMismatch {
+                expected: 1,
+                found: 99
+            }
+        ),
         "{text}"
     );
-    assert!(text.contains("expects 1") && text.contains("has 99"), "{text}");
+    assert!(
+        text.contains("expects 1") && text.contains("has 99"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -100,7 +148,10 @@ fn a_missing_symbol_fails_the_load_not_the_call() {
     let (r, _dir) = serving_v1();
     let (cause, text) = failed_replace(&r, &plugins().native("libfx_missing_symbol.so"), b"");
     assert!(matches!(cause, LoadError::Open(_)), "{text}");
-    assert!(text.contains("proxyso_fixture_undefined_function"), "{text}");
+    assert!(
+        text.contains("proxyso_fixture_undefined_function"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -120,12 +171,22 @@ fn init_failure_and_init_panic() {
     let fixture = plugins().fixture();
     let (cause, text) = failed_replace(&r, &fixture, b"fail-init");
     assert!(
-        matches!(cause, LoadError::Init { code: 7, panicked: false, .. }),
+        matches!(
+            cause,
+            LoadError::Init {
+                code: 7,
+                panicked: false,
+                ..
+            }
+        ),
         "{text}"
     );
     assert!(text.contains("init refused: fail-init"), "{text}");
     let (cause, text) = failed_replace(&r, &fixture, b"panic-init");
-    assert!(matches!(cause, LoadError::Init { panicked: true, .. }), "{text}");
+    assert!(
+        matches!(cause, LoadError::Init { panicked: true, .. }),
+        "{text}"
+    );
     assert!(text.contains("init panicked on purpose"), "{text}");
 }
 
@@ -137,7 +198,11 @@ fn a_failed_first_load_leaves_the_key_free() {
         .unwrap_err();
     assert!(matches!(err, Error::Load { .. }), "{err}");
     assert!(r.info("k").is_none());
-    assert_eq!(r.load("k", &plugins().example_v1().to_string_lossy(), b"").unwrap(), 1);
+    assert_eq!(
+        r.load("k", &plugins().example_v1().to_string_lossy(), b"")
+            .unwrap(),
+        1
+    );
 }
 
 #[test]

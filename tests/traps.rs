@@ -11,8 +11,10 @@ use common::{call, plugins, registry};
 fn raw_version(lib: &Library) -> String {
     // SAFETY: the fixture libraries export a valid version-1 descriptor.
     unsafe {
-        let desc: *const abi::Plugin = *lib.get(abi::DESCRIPTOR_SYMBOL).unwrap();
-        std::ffi::CStr::from_ptr((*desc).version).to_string_lossy().into_owned()
+        let desc: *const abi::Descriptor = *lib.get(abi::DESCRIPTOR_SYMBOL).unwrap();
+        std::ffi::CStr::from_ptr((*desc).version)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -30,7 +32,11 @@ fn dlopen_of_a_path_already_open_returns_the_old_library_but_replace_does_not() 
     std::fs::rename(&staged, &live).unwrap();
     // SAFETY: as above.
     let second = unsafe { Library::open(Some(&live), RTLD_NOW | RTLD_LOCAL) }.unwrap();
-    assert_eq!(raw_version(&second), "1.0.0", "glibc handed back the old library");
+    assert_eq!(
+        raw_version(&second),
+        "1.0.0",
+        "glibc handed back the old library"
+    );
     drop((first, second));
 
     let (r, _snapshots) = registry();
@@ -46,7 +52,10 @@ fn rtld_lazy_would_accept_a_missing_symbol_that_the_registry_refuses() {
     let path = plugins().native("libfx_missing_symbol.so");
     // SAFETY: the library is opened and closed without calling into it.
     let lazy = unsafe { Library::open(Some(&path), RTLD_LAZY | RTLD_LOCAL) };
-    assert!(lazy.is_ok(), "RTLD_LAZY defers the missing symbol to call time");
+    assert!(
+        lazy.is_ok(),
+        "RTLD_LAZY defers the missing symbol to call time"
+    );
     drop(lazy);
     let (r, _dir) = registry();
     let err = r.load("m", &path.to_string_lossy(), b"").unwrap_err();

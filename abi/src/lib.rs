@@ -72,7 +72,8 @@ pub struct Host {
     /// Reserved, 0.
     pub reserved: u32,
     /// Writes a log line (UTF-8, `len` bytes) at one of the `LOG_*` levels.
-    pub log: unsafe extern "C" fn(this: *const Host, level: i32, message: *const c_char, len: usize),
+    pub log:
+        unsafe extern "C" fn(this: *const Host, level: i32, message: *const c_char, len: usize),
     /// Host bookkeeping.
     pub host_data: *mut c_void,
 }
@@ -108,10 +109,10 @@ pub struct Method {
     pub call: Option<MethodFn>,
 }
 
-/// The descriptor a plugin exports under [`DESCRIPTOR_SYMBOL`] (`proxyso_plugin`).
+/// The descriptor a plugin exports under [`DESCRIPTOR_SYMBOL`] (`proxyso_descriptor`).
 #[repr(C)]
 #[derive(Debug)]
-pub struct Plugin {
+pub struct Descriptor {
     /// [`ABI_VERSION`]; the only field read before it is checked.
     pub abi_version: u32,
     /// `FLAG_*` bits.
@@ -133,6 +134,6 @@ pub struct Plugin {
 // SAFETY: a descriptor and its method table are immutable static data of the plugin (the header
 // requires them to stay unchanged while the library is loaded), so sharing them between threads
 // cannot race.
-unsafe impl Sync for Plugin {}
-// SAFETY: as for `Plugin`: method entries are immutable static data.
+unsafe impl Sync for Descriptor {}
+// SAFETY: as for `Descriptor`: method entries are immutable static data.
 unsafe impl Sync for Method {}

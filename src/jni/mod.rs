@@ -234,8 +234,9 @@ fn string_array<'l>(
     env: &mut JNIEnv<'l>,
     items: &[String],
 ) -> Result<jni::objects::JObjectArray<'l>, Failure> {
-    let len = i32::try_from(items.len())
-        .map_err(|_| Failure::Internal(format!("{} strings do not fit a Java array", items.len())))?;
+    let len = i32::try_from(items.len()).map_err(|_| {
+        Failure::Internal(format!("{} strings do not fit a Java array", items.len()))
+    })?;
     let array = env.new_object_array(len, "java/lang/String", JObject::null())?;
     for (i, item) in (0..len).zip(items) {
         let s = env.new_string(item)?;

@@ -39,15 +39,27 @@ pub fn read_str<'b>(
     let get_utf_length = jni_fn!(raw_env, GetStringUTFLength);
     let get_utf_region = jni_fn!(raw_env, GetStringUTFRegion);
     // SAFETY: `s` is a live, non-null local reference to a `java.lang.String`.
-    let (chars, bytes): (jsize, jsize) =
-        unsafe { (get_length(raw_env, s.as_raw()), get_utf_length(raw_env, s.as_raw())) };
+    let (chars, bytes): (jsize, jsize) = unsafe {
+        (
+            get_length(raw_env, s.as_raw()),
+            get_utf_length(raw_env, s.as_raw()),
+        )
+    };
     let bytes = usize::try_from(bytes).unwrap_or(0);
     buf.clear();
     // One more byte: some JVMs write a terminating NUL after the region.
     buf.reserve(bytes + 1);
     // SAFETY: the region [0, chars) is the whole string; its modified UTF-8 form is `bytes`
     // long, and `buf` has room for it and a NUL.
-    unsafe { get_utf_region(raw_env, s.as_raw(), 0, chars, buf.as_mut_ptr().cast::<c_char>()) };
+    unsafe {
+        get_utf_region(
+            raw_env,
+            s.as_raw(),
+            0,
+            chars,
+            buf.as_mut_ptr().cast::<c_char>(),
+        )
+    };
     if env.exception_check()? {
         return Err(jni::errors::Error::JavaException.into());
     }
