@@ -10,7 +10,8 @@ use proxy::Error;
 
 fn fixture_registry(key: &str, config: &[u8]) -> (proxy::Registry, tempfile::TempDir) {
     let (r, dir) = registry();
-    r.load(key, &plugins().fixture().to_string_lossy(), config).unwrap();
+    r.load(key, &plugins().fixture().to_string_lossy(), config)
+        .unwrap();
     (r, dir)
 }
 
@@ -20,7 +21,14 @@ fn a_plugin_error_reaches_the_caller_and_the_plugin_keeps_serving() {
     let mut out = Vec::new();
     let err = r.call("f", Some("fail"), b"boom", &mut out).unwrap_err();
     match &err {
-        Error::Plugin { code, message, panicked, method, key, .. } => {
+        Error::Plugin {
+            code,
+            message,
+            panicked,
+            method,
+            key,
+            ..
+        } => {
             assert_eq!(*code, 42);
             assert_eq!(message, "failed on purpose: boom");
             assert!(!panicked);
@@ -39,7 +47,10 @@ fn a_plugin_panic_is_reported_and_the_plugin_keeps_serving() {
     for method in ["panic", "panic-string"] {
         let mut out = Vec::new();
         let err = r.call("f", Some(method), b"", &mut out).unwrap_err();
-        let Error::Plugin { panicked, message, .. } = &err else {
+        let Error::Plugin {
+            panicked, message, ..
+        } = &err
+        else {
             panic!("expected a plugin error, got {err}");
         };
         assert!(panicked, "{err}");
@@ -56,7 +67,10 @@ fn an_unknown_method_names_the_ones_there_are() {
     let err = r.call("f", Some("nope"), b"", &mut out).unwrap_err();
     assert!(matches!(err, Error::NoSuchMethod { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("'nope'") && text.contains("tag, echo"), "{text}");
+    assert!(
+        text.contains("'nope'") && text.contains("tag, echo"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -64,7 +78,8 @@ fn large_outputs_grow_through_the_host() {
     let (r, _dir) = fixture_registry("f", b"t");
     let n = 8 << 20;
     let mut out = Vec::new();
-    r.call("f", Some("big"), n.to_string().as_bytes(), &mut out).unwrap();
+    r.call("f", Some("big"), n.to_string().as_bytes(), &mut out)
+        .unwrap();
     assert_eq!(out.len(), n);
     assert!(out.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
     let input = vec![7u8; n];
@@ -76,8 +91,19 @@ fn large_outputs_grow_through_the_host() {
 fn an_absurd_output_size_is_refused_as_a_plugin_error() {
     let (r, _dir) = fixture_registry("f", b"t");
     let mut out = Vec::new();
-    let err = r.call("f", Some("reserve-absurd"), b"", &mut out).unwrap_err();
-    assert!(matches!(err, Error::Plugin { panicked: false, .. }), "{err}");
+    let err = r
+        .call("f", Some("reserve-absurd"), b"", &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Plugin {
+                panicked: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(call(&r, "f", None, ""), "t");
 }
 
@@ -115,8 +141,10 @@ fn a_serialised_plugin_never_runs_two_calls_at_once() {
 fn two_plugins_exporting_the_same_symbols_stay_separate() {
     let (r, _dir) = registry();
     let p = plugins();
-    r.load("a", &p.native("libfx_clash_a.so").to_string_lossy(), b"").unwrap();
-    r.load("b", &p.native("libfx_clash_b.so").to_string_lossy(), b"").unwrap();
+    r.load("a", &p.native("libfx_clash_a.so").to_string_lossy(), b"")
+        .unwrap();
+    r.load("b", &p.native("libfx_clash_b.so").to_string_lossy(), b"")
+        .unwrap();
     assert_eq!(call(&r, "a", None, ""), "a");
     assert_eq!(call(&r, "b", None, ""), "b");
 }
@@ -132,12 +160,27 @@ fn the_cpp_example_serves_replaces_and_unmaps() {
     assert_eq!(call(&r, "cpp", Some("sum"), "1,2,3"), "6");
     let mut out = Vec::new();
     let err = r.call("cpp", Some("sum"), b"1,two", &mut out).unwrap_err();
-    assert!(matches!(err, Error::Plugin { panicked: false, .. }), "{err}");
-    assert!(err.to_string().contains("stoll"), "the exception's what() reaches the caller: {err}");
+    assert!(
+        matches!(
+            err,
+            Error::Plugin {
+                panicked: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("stoll"),
+        "the exception's what() reaches the caller: {err}"
+    );
     let old = r.info("cpp").unwrap().snapshot_path;
     r.replace("cpp", &v2.to_string_lossy(), b"").unwrap();
     assert_eq!(call(&r, "cpp", None, "x"), "x,ab");
     assert_eq!(call(&r, "cpp", Some("version"), ""), "2.0.0");
     assert!(r.await_retired("cpp", DRAIN));
-    assert!(!mapped(&old), "a C++ plugin built with -fno-gnu-unique unloads");
+    assert!(
+        !mapped(&old),
+        "a C++ plugin built with -fno-gnu-unique unloads"
+    );
 }

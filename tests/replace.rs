@@ -26,12 +26,18 @@ fn load_call_info_and_unload() {
     assert_eq!(info.methods[0], "echo");
     assert!(info.methods.iter().any(|m| m == "version"));
     assert!(mapped(&info.snapshot_path));
-    assert!(!info.snapshot_path.exists(), "the snapshot is deleted once mapped");
+    assert!(
+        !info.snapshot_path.exists(),
+        "the snapshot is deleted once mapped"
+    );
     assert_eq!(r.keys(), vec!["model".to_string()]);
 
     assert!(r.unload("model").unwrap());
     assert!(r.await_retired("model", DRAIN));
-    assert!(!mapped(&info.snapshot_path), "unloaded library is still mapped");
+    assert!(
+        !mapped(&info.snapshot_path),
+        "unloaded library is still mapped"
+    );
     assert!(r.info("model").is_none());
     assert!(!r.unload("model").unwrap());
 }
@@ -42,7 +48,11 @@ fn replace_switches_new_calls_and_retires_the_old_version() {
     let (r, _dir) = registry();
     r.load("m", &p.example_v1().to_string_lossy(), b"").unwrap();
     let old = r.info("m").unwrap();
-    assert_eq!(r.replace("m", &p.example_v2().to_string_lossy(), b"").unwrap(), 2);
+    assert_eq!(
+        r.replace("m", &p.example_v2().to_string_lossy(), b"")
+            .unwrap(),
+        2
+    );
     assert_eq!(call(&r, "m", None, "x"), "x,ab");
     assert!(r.await_retired("m", DRAIN));
     assert!(!mapped(&old.snapshot_path));
@@ -54,7 +64,9 @@ fn loading_an_existing_key_is_refused_and_changes_nothing() {
     let p = plugins();
     let (r, _dir) = registry();
     r.load("m", &p.example_v1().to_string_lossy(), b"").unwrap();
-    let err = r.load("m", &p.example_v2().to_string_lossy(), b"").unwrap_err();
+    let err = r
+        .load("m", &p.example_v2().to_string_lossy(), b"")
+        .unwrap_err();
     assert!(matches!(err, Error::AlreadyLoaded { .. }), "{err}");
     assert!(err.to_string().contains("use replace"), "{err}");
     assert_eq!(call(&r, "m", None, "x"), "x");
@@ -122,7 +134,11 @@ fn calls_in_flight_finish_on_the_old_version() {
     };
     thread::sleep(Duration::from_millis(100));
     r.replace("slow", &fixture, b"new").unwrap();
-    assert_eq!(call(&r, "slow", None, ""), "new", "new calls go to the new version");
+    assert_eq!(
+        call(&r, "slow", None, ""),
+        "new",
+        "new calls go to the new version"
+    );
     assert_eq!(r.retiring("slow"), 1, "the old version waits for its call");
     assert!(mapped(&old.snapshot_path));
     assert_eq!(caller.join().unwrap(), "old");
@@ -150,7 +166,10 @@ fn unload_with_calls_in_flight_lets_them_finish() {
         r.call("u", None, b"", &mut out),
         Err(Error::NoSuchLibrary { .. })
     ));
-    assert!(!r.await_retired("u", Duration::from_millis(10)), "calls are still running");
+    assert!(
+        !r.await_retired("u", Duration::from_millis(10)),
+        "calls are still running"
+    );
     for caller in callers {
         assert_eq!(caller.join().unwrap(), "tag");
     }
@@ -194,7 +213,10 @@ fn replace_under_four_calling_threads_fails_no_call() {
     }
     let [v1_answers, v2_answers, failed] = counts.each_ref().map(|c| c.load(Ordering::Relaxed));
     assert_eq!(failed, 0, "calls failed during replacement");
-    assert!(v1_answers > 0 && v2_answers > 0, "v1 {v1_answers}, v2 {v2_answers}");
+    assert!(
+        v1_answers > 0 && v2_answers > 0,
+        "v1 {v1_answers}, v2 {v2_answers}"
+    );
     assert!(r.await_retired("hot", DRAIN));
 }
 
@@ -204,7 +226,10 @@ fn dropping_the_registry_closes_everything() {
     let (r, _dir) = registry();
     r.load("a", &p.example_v1().to_string_lossy(), b"").unwrap();
     r.load("b", &p.example_v2().to_string_lossy(), b"").unwrap();
-    let snapshots = [r.info("a").unwrap().snapshot_path, r.info("b").unwrap().snapshot_path];
+    let snapshots = [
+        r.info("a").unwrap().snapshot_path,
+        r.info("b").unwrap().snapshot_path,
+    ];
     drop(r);
     for s in snapshots {
         assert!(!mapped(&s), "{} is still mapped", s.display());

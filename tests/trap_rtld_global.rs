@@ -11,12 +11,23 @@ use common::{call, plugins, registry};
 fn a_global_library_captures_the_calls_of_a_local_one() {
     let p = plugins();
     let (r, _dir) = registry();
-    r.load("b-before", &p.native("libfx_clash_b.so").to_string_lossy(), b"").unwrap();
+    r.load(
+        "b-before",
+        &p.native("libfx_clash_b.so").to_string_lossy(),
+        b"",
+    )
+    .unwrap();
     assert_eq!(call(&r, "b-before", None, ""), "b");
     // SAFETY: the fixture's initialisers are harmless; the handle stays open for the test.
-    let global = unsafe { Library::open(Some(p.native("libfx_clash_a.so")), RTLD_NOW | RTLD_GLOBAL) }
-        .unwrap();
-    r.load("b-after", &p.native("libfx_clash_b.so").to_string_lossy(), b"").unwrap();
+    let global =
+        unsafe { Library::open(Some(p.native("libfx_clash_a.so")), RTLD_NOW | RTLD_GLOBAL) }
+            .unwrap();
+    r.load(
+        "b-after",
+        &p.native("libfx_clash_b.so").to_string_lossy(),
+        b"",
+    )
+    .unwrap();
     // b's own exported fx_clash_tag is interposed by a's, now in the global scope: the clash
     // RTLD_LOCAL protects every plugin from as long as no library is loaded RTLD_GLOBAL.
     assert_eq!(call(&r, "b-after", None, ""), "a");

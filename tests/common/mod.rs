@@ -36,7 +36,9 @@ fn repo() -> &'static Path {
 }
 
 fn run(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
@@ -45,7 +47,9 @@ pub fn plugins() -> &'static Plugins {
     static PLUGINS: OnceLock<Plugins> = OnceLock::new();
     PLUGINS.get_or_init(|| {
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let target = tmp.parent().expect("CARGO_TARGET_TMPDIR is inside the target dir");
+        let target = tmp
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR is inside the target dir");
         let cargo = option_env!("CARGO").unwrap_or("cargo");
         run(Command::new(cargo)
             .current_dir(repo())
@@ -95,5 +99,9 @@ pub fn overwrite_in_place(dest: &Path, source: &Path) {
     let inode = std::fs::metadata(dest).unwrap().ino();
     let bytes = std::fs::read(source).unwrap();
     std::fs::write(dest, bytes).unwrap();
-    assert_eq!(std::fs::metadata(dest).unwrap().ino(), inode, "must keep the inode");
+    assert_eq!(
+        std::fs::metadata(dest).unwrap().ino(),
+        inode,
+        "must keep the inode"
+    );
 }
