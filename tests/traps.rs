@@ -61,3 +61,21 @@ fn rtld_lazy_would_accept_a_missing_symbol_that_the_registry_refuses() {
     let err = r.load("m", &path.to_string_lossy(), b"").unwrap_err();
     assert!(err.to_string().contains("undefined symbol"), "{err}");
 }
+
+#[test]
+fn a_cpp_plugin_unloads_only_when_built_with_no_gnu_unique() {
+    let (r, _dir) = registry();
+    let p = plugins();
+    for (name, stays_mapped) in [
+        ("libfx_gnu_unique.so", false),
+        ("libfx_gnu_unique_pinned.so", true),
+    ] {
+        let key = name.trim_end_matches(".so");
+        r.load(key, &p.native(name).to_string_lossy(), b"").unwrap();
+        assert_eq!(call(&r, key, None, ""), "1");
+        let snapshot = r.info(key).unwrap().snapshot_path;
+        assert!(r.unload(key).unwrap());
+        assert!(r.await_retired(key, common::DRAIN));
+        assert_eq!(common::mapped(&snapshot), stays_mapped, "{name}");
+    }
+}
