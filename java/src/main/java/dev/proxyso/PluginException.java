@@ -1,0 +1,60 @@
+package dev.proxyso;
+
+/**
+ * Thrown by {@code call} when the plugin method reported an error, or caught a panic or exception
+ * of its own. The plugin keeps serving: the next call runs normally.
+ */
+public class PluginException extends ProxySoException {
+    private static final long serialVersionUID = 1L;
+
+    /** The method that failed. */
+    private final String method;
+    /** The plugin's own error code. */
+    private final int code;
+    /** Whether the plugin reported a caught panic or exception. */
+    private final boolean panic;
+
+    /**
+     * Creates an exception.
+     *
+     * @param message the complete message, including the plugin's own message
+     * @param key the key that was called
+     * @param method the method that failed
+     * @param code the plugin's error code
+     * @param panic {@code true} if the plugin reported a caught panic or exception
+     */
+    public PluginException(String message, String key, String method, int code, boolean panic) {
+        super(message, key);
+        this.method = method;
+        this.code = code;
+        this.panic = panic;
+    }
+
+    /**
+     * Returns the name of the method that failed.
+     *
+     * @return the method name, or {@code null} if unknown
+     */
+    public String getMethod() {
+        return method;
+    }
+
+    /**
+     * Returns the error code the plugin reported; its meaning is the plugin's.
+     *
+     * @return the plugin's error code
+     */
+    public int getCode() {
+        return code;
+    }
+
+    /**
+     * Tells whether the plugin caught a panic (Rust) or an exception (C++) rather than reporting an
+     * ordinary error.
+     *
+     * @return {@code true} for a caught panic or exception
+     */
+    public boolean isPanic() {
+        return panic;
+    }
+}

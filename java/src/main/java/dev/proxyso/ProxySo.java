@@ -1,0 +1,247 @@
+package dev.proxyso;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Loads, calls, hot-replaces and unloads native plugin libraries without restarting the JVM.
+ *
+ * <p>Each plugin library is loaded under a key chosen by the caller.
+ * {@link #replace(String, String)} loads a new version completely (open, resolve every symbol,
+ * check the ABI version, run the plugin's init) and only then swaps it in atomically: calls that
+ * start after {@code replace} returns run in the new version, calls already running in the old
+ * version finish there, and the old version is destroyed and closed after its last call has
+ * returned. If anything fails the old version keeps serving, untouched. The library is always
+ * loaded from a private snapshot of the file, so the same path can be overwritten in place and
+ * replaced again and again.
+ *
+ * <p>All methods are thread-safe and may be called from any number of threads at once. Calls take
+ * no global lock.
+ *
+ * <pre>{@code
+ * long generation = ProxySo.load("model", "/opt/plugins/libmodel.so");
+ * String answer = ProxySo.call("model", "hello");
+ * ProxySo.replace("model", "/opt/plugins/libmodel.so");   // after the file was updated
+ * ProxySo.unload("model");
+ * }</pre>
+ *
+ * <p>Every method throws {@link NullPointerException} for a {@code null} argument,
+ * {@link IllegalArgumentException} for an empty key or path, and {@link UnsatisfiedLinkError} if
+ * {@code libproxy.so} itself cannot be loaded.
+ */
+public final class ProxySo {
+    private static final byte[] NO_CONFIG = new byte[0];
+
+    private ProxySo() {
+    }
+
+    /**
+     * Loads a plugin library under a new key, with empty configuration.
+     *
+     * @param key the key to load it under; not loaded yet, not empty
+     * @param path the plugin library file
+     * @return the generation of the loaded version (1 on the first load of a key)
+     * @throws LibraryExistsException if a library is already loaded under the key
+     * @throws LibraryLoadException if the library cannot be loaded or its init fails
+     */
+    public static long load(String key, String path) {
+        return load(key, path, NO_CONFIG);
+    }
+
+    /**
+     * Loads a plugin library under a new key, passing configuration bytes to its init.
+     *
+     * @param key the key to load it under; not loaded yet, not empty
+     * @param path the plugin library file
+     * @param config the configuration bytes handed to the plugin's init (copied)
+     * @return the generation of the loaded version (1 on the first load of a key)
+     * @throws LibraryExistsException if a library is already loaded under the key
+     * @throws LibraryLoadException if the library cannot be loaded or its init fails
+     */
+    public static long load(String key, String path, byte[] config) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkPath(path);
+        checkNotNull(config, "config");
+        return NativeBridge.load(key, path, config);
+    }
+
+    /**
+     * Replaces the library loaded under a key by a new version, with empty configuration.
+     *
+     * @param key the loaded key
+     * @param path the plugin library file; may be the same path as before, even when the file
+     *     was overwritten in place
+     * @return the new generation, larger than every earlier one of the key
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws LibraryLoadException if the new version cannot be loaded; the old one keeps serving
+     * @see #replace(String, String, byte[])
+     */
+    public static long replace(String key, String path) {
+        return replace(key, path, NO_CONFIG);
+    }
+
+    /**
+     * Replaces the library loaded under a key by a new version. The new version is loaded and
+     * initialised completely first, then swapped in atomically: calls that start after this method
+     * returns run in the new version, while calls already running finish in the old one, which is
+     * destroyed and closed after its last call has returned.
+     *
+     * @param key the loaded key
+     * @param path the plugin library file; may be the same path as before, even when the file
+     *     was overwritten in place
+     * @param config the configuration bytes handed to the new version's init (copied)
+     * @return the new generation, larger than every earlier one of the key
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws LibraryLoadException if the new version cannot be loaded; the old one keeps serving
+     */
+    public static long replace(String key, String path, byte[] config) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkPath(path);
+        checkNotNull(config, "config");
+        return NativeBridge.replace(key, path, config);
+    }
+
+    /**
+     * Removes a key. New calls fail at once with {@link NoSuchLibraryException}; calls already
+     * running finish, then the version is destroyed and closed (see
+     * {@link #awaitRetired(String, long, TimeUnit)}).
+     *
+     * @param key the key
+     * @return {@code true} if a library was loaded under the key, {@code false} if none was
+     */
+    public static boolean unload(String key) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        return NativeBridge.unload(key);
+    }
+
+    /**
+     * Calls the default method (the first of the plugin's method table).
+     *
+     * @param key the loaded key
+     * @param input the input bytes
+     * @return the output bytes
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws PluginException if the plugin reports an error or a caught panic
+     */
+    public static byte[] call(String key, byte[] input) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkNotNull(input, "input");
+        return NativeBridge.call(key, null, input);
+    }
+
+    /**
+     * Calls a method by name.
+     *
+     * @param key the loaded key
+     * @param method the method name
+     * @param input the input bytes
+     * @return the output bytes
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws UnknownMethodException if the plugin has no method of that name
+     * @throws PluginException if the plugin reports an error or a caught panic
+     */
+    public static byte[] call(String key, String method, byte[] input) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkNotNull(method, "method");
+        checkNotNull(input, "input");
+        return NativeBridge.call(key, method, input);
+    }
+
+    /**
+     * Calls the default method with a string, encoded as UTF-8, and decodes the output as UTF-8
+     * (malformed bytes become U+FFFD).
+     *
+     * @param key the loaded key
+     * @param input the input text
+     * @return the output text
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws PluginException if the plugin reports an error or a caught panic
+     */
+    public static String call(String key, String input) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkNotNull(input, "input");
+        byte[] output = NativeBridge.call(key, null, input.getBytes(StandardCharsets.UTF_8));
+        return new String(output, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Describes what is loaded under a key.
+     *
+     * @param key the key
+     * @return the description, or {@code null} if no library is loaded under the key
+     */
+    public static LibraryInfo info(String key) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        return NativeBridge.info(key);
+    }
+
+    /**
+     * Describes every loaded library. A key unloaded while the list is built may be missing.
+     *
+     * @return an unmodifiable list, sorted by key
+     */
+    public static List<LibraryInfo> list() {
+        NativeLoader.ensureLoaded();
+        String[] keys = NativeBridge.keys();
+        Arrays.sort(keys);
+        List<LibraryInfo> infos = new ArrayList<LibraryInfo>(keys.length);
+        for (String key : keys) {
+            LibraryInfo info = NativeBridge.info(key);
+            if (info != null) {
+                infos.add(info);
+            }
+        }
+        return Collections.unmodifiableList(infos);
+    }
+
+    /**
+     * Waits until every version of a key that was replaced or unloaded has finished its calls in
+     * flight, been destroyed and been closed, so that none of its code stays mapped.
+     *
+     * @param key the key
+     * @param timeout the longest time to wait; 0 or less only checks
+     * @param unit the unit of {@code timeout}
+     * @return {@code true} if no retired version of the key remains, {@code false} if one still did
+     *     when the timeout elapsed
+     */
+    public static boolean awaitRetired(String key, long timeout, TimeUnit unit) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkNotNull(unit, "unit");
+        long nanos = unit.toNanos(timeout);
+        long millis = nanos <= 0 ? 0
+                : TimeUnit.NANOSECONDS.toMillis(nanos) + (nanos % 1_000_000L == 0 ? 0 : 1);
+        return NativeBridge.awaitRetired(key, millis);
+    }
+
+    private static void checkKey(String key) {
+        checkNotNull(key, "key");
+        if (key.isEmpty()) {
+            throw new IllegalArgumentException("key must not be empty");
+        }
+    }
+
+    private static void checkPath(String path) {
+        checkNotNull(path, "path");
+        if (path.isEmpty()) {
+            throw new IllegalArgumentException("path must not be empty");
+        }
+    }
+
+    private static void checkNotNull(Object argument, String name) {
+        if (argument == null) {
+            throw new NullPointerException(name + " must not be null");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+package dev.proxyso;
+
+import static dev.proxyso.TestSupport.FIXTURE;
+import static dev.proxyso.TestSupport.fixture;
+import static dev.proxyso.TestSupport.mappingsOf;
+import static dev.proxyso.TestSupport.text;
+import static dev.proxyso.TestSupport.utf8;
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertNotEquals;
+import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertNull;
+import static org.junit.Assert.assertThrows;
+import static org.junit.Assert.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.Rule;
+import org.junit.Test;
+import org.junit.function.ThrowingRunnable;
+
+/** The Java API's contract: arguments, unknown and existing keys, info, list, strings. */
+public class ApiContractTest {
+    @Rule
+    public final Keys keys = new Keys();
+
+    private static void assertNpe(String argument, ThrowingRunnable call) {
+        NullPointerException e = assertThrows(NullPointerException.class, call);
+        assertNotNull("NPE without message for " + argument, e.getMessage());
+        assertTrue("NPE message should name '" + argument + "': " + e.getMessage(),
+                e.getMessage().contains(argument));
+    }
+
+    @Test
+    public void nullArgumentsThrowNullPointerExceptionNamingTheArgument() {
+        final String key = keys.next("null");
+        final String path = fixture(FIXTURE);
+        ProxySo.load(key, path, utf8("null-test"));
+        final byte[] bytes = new byte[0];
+
+        assertNpe("key", () -> ProxySo.load(null, path));
+        assertNpe("path", () -> ProxySo.load(key + "x", null));
+        assertNpe("key", () -> ProxySo.load(null, path, bytes));
+        assertNpe("path", () -> ProxySo.load(key + "x", null, bytes));
+        assertNpe("config", () -> ProxySo.load(key + "x", path, null));
+        assertNpe("key", () -> ProxySo.replace(null, path));
+        assertNpe("path", () -> ProxySo.replace(key, null));
+        assertNpe("key", () -> ProxySo.replace(null, path, bytes));
+        assertNpe("path", () -> ProxySo.replace(key, null, bytes));
+        assertNpe("config", () -> ProxySo.replace(key, path, null));
+        assertNpe("key", () -> ProxySo.unload(null));
+        assertNpe("key", () -> ProxySo.call(null, bytes));
+        assertNpe("input", () -> ProxySo.call(key, (byte[]) null));
+        assertNpe("key", () -> ProxySo.call(null, "tag", bytes));
+        assertNpe("method", () -> ProxySo.call(key, null, bytes));
+        assertNpe("input", () -> ProxySo.call(key, "tag", null));
+        assertNpe("key", () -> ProxySo.call(null, "text"));
+        assertNpe("input", () -> ProxySo.call(key, (String) null));
+        assertNpe("key", () -> ProxySo.info(null));
+        assertNpe("key", () -> ProxySo.awaitRetired(null, 1, TimeUnit.SECONDS));
+        assertNpe("unit", () -> ProxySo.awaitRetired(key, 1, null));
+
+        // None of that touched the loaded library or loaded another key.
+        assertEquals(1, ProxySo.info(key).getGeneration());
+        assertNull(ProxySo.info(key + "x"));
+        assertEquals("null-test", ProxySo.call(key, ""));
+    }
+
+    @Test
+    public void emptyKeyIsAnIllegalArgument() {
+        final String path = fixture(FIXTURE);
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.load("", path));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.replace("", path));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.unload(""));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.call("", new byte[0]));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.call("", "x"));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.info(""));
+        assertNull(ProxySo.info("x" + keys.next("empty")));
+    }
+
+    @Test
+    public void unknownKeyIsNoSuchLibraryForCallAndReplaceFalseForUnloadNullForInfo() {
+        final String key = keys.next("unknown");
+        NoSuchLibraryException onCall = assertThrows(NoSuchLibraryException.class,
+                () -> ProxySo.call(key, new byte[0]));
+        assertEquals(key, onCall.getKey());
+        assertTrue(onCall.getMessage(), onCall.getMessage().contains(key));
+        assertThrows(NoSuchLibraryException.class, () -> ProxySo.call(key, "tag", new byte[0]));
+        assertThrows(NoSuchLibraryException.class, () -> ProxySo.call(key, "text"));
+        NoSuchLibraryException onReplace = assertThrows(NoSuchLibraryException.class,
+                () -> ProxySo.replace(key, fixture(FIXTURE)));
+        assertEquals(key, onReplace.getKey());
+        assertFalse(ProxySo.unload(key));
+        assertNull(ProxySo.info(key));
+        // A failed replace of an unknown key must not have loaded it.
+        assertNull(ProxySo.info(key));
+        for (LibraryInfo info : ProxySo.list()) {
+            assertNotEquals(key, info.getKey());
+        }
+    }
+
+    @Test
+    public void loadOfALoadedKeyIsLibraryExistsAndLeavesItServing() {
+        final String key = keys.next("exists");
+        final String path = fixture(FIXTURE);
+        assertEquals(1, ProxySo.load(key, path, utf8("first")));
+        LibraryExistsException e = assertThrows(LibraryExistsException.class,
+                () -> ProxySo.load(key, path, utf8("second")));
+        assertEquals(key, e.getKey());
+        assertTrue(e.getMessage(), e.getMessage().contains(key));
+        assertEquals(1, ProxySo.info(key).getGeneration());
+        assertEquals("first", ProxySo.call(key, ""));
+    }
+
+    @Test
+    public void unknownMethodIsUnknownMethodException() {
+        final String key = keys.next("method");
+        ProxySo.load(key, fixture(FIXTURE), utf8("m"));
+        UnknownMethodException e = assertThrows(UnknownMethodException.class,
+                () -> ProxySo.call(key, "no-such-method", new byte[0]));
+        assertEquals(key, e.getKey());
+        assertEquals("no-such-method", e.getMethod());
+        assertTrue(e.getMessage(), e.getMessage().contains("no-such-method"));
+        assertEquals("m", text(ProxySo.call(key, "tag", new byte[0])));
+    }
+
+    @Test
+    public void stringCallRoundTripsNonAsciiUtf8() {
+        final String key = keys.next("utf8");
+        ProxySo.load(key, fixture(FIXTURE), utf8("tag"));
+        String text = "héllo wörld, Ελληνικά, 日本語, emoji \uD83D\uDE80, nul \u0000 end";
+        assertArrayEquals(utf8(text), ProxySo.call(key, "echo", utf8(text)));
+        // The example plugin's default method echoes: through the String overload both ways.
+        final String echo = keys.next("utf8-echo");
+        ProxySo.load(echo, TestSupport.plugin(TestSupport.EXAMPLE_V1));
+        assertEquals(text, ProxySo.call(echo, text));
+        // The fixture's default method returns its tag; a non-ASCII tag comes back decoded.
+        final String other = keys.next("utf8-tag");
+        String tag = "tæg-\u00e9\u4e2d\uD83D\uDE00";
+        ProxySo.load(other, fixture(FIXTURE), utf8(tag));
+        assertEquals(tag, ProxySo.call(other, "ignored input ü"));
+    }
+
+    @Test
+    public void infoDescribesTheLoadedVersion() {
+        final String key = keys.next("info");
+        String path = fixture(FIXTURE);
+        assertEquals(1, ProxySo.load(key, path, utf8("i")));
+        LibraryInfo info = ProxySo.info(key);
+        assertNotNull(info);
+        assertEquals(key, info.getKey());
+        assertEquals(1, info.getGeneration());
+        assertEquals(path, info.getPath());
+        assertEquals("fixture", info.getName());
+        assertNotNull(info.getVersion());
+        assertFalse(info.getVersion().isEmpty());
+        assertFalse(info.isSerialized());
+        List<String> methods = info.getMethods();
+        assertEquals("tag", methods.get(0));
+        for (String method : new String[] {"echo", "fail", "panic", "sleep", "big"}) {
+            assertTrue(method + " missing from " + methods, methods.contains(method));
+        }
+        assertThrows(UnsupportedOperationException.class, () -> methods.add("x"));
+        assertNotNull(info.getSnapshotPath());
+        assertNotEquals("the snapshot must be a private copy, not the source", path,
+                info.getSnapshotPath());
+        assertFalse("snapshot " + info.getSnapshotPath() + " is not mapped",
+                mappingsOf(info.getSnapshotPath()).isEmpty());
+        assertTrue("the source file itself must not be mapped: " + mappingsOf(path),
+                mappingsOf(path).isEmpty());
+
+        LibraryInfo again = ProxySo.info(key);
+        assertEquals(info, again);
+        assertEquals(info.hashCode(), again.hashCode());
+        assertTrue(info.toString(), info.toString().contains(key));
+        assertTrue(info.toString(), info.toString().contains("generation=1"));
+
+        long next = ProxySo.replace(key, path, utf8("j"));
+        LibraryInfo replaced = ProxySo.info(key);
+        assertEquals(next, replaced.getGeneration());
+        assertNotEquals(info, replaced);
+        assertNotEquals(info.getSnapshotPath(), replaced.getSnapshotPath());
+        // The instance taken before is a snapshot: it did not change.
+        assertEquals(1, info.getGeneration());
+    }
+
+    @Test
+    public void listHoldsEveryLoadedKeySortedAndUnmodifiable() {
+        final String path = fixture(FIXTURE);
+        String a = keys.next("list-a");
+        String b = keys.next("list-b");
+        List<String> mine = new ArrayList<String>();
+        ProxySo.load(b, path, utf8("b"));
+        ProxySo.load(a, path, utf8("a"));
+        ProxySo.replace(b, path, utf8("b2"));
+        List<LibraryInfo> list = ProxySo.list();
+        for (int i = 1; i < list.size(); i++) {
+            assertTrue("not sorted: " + list.get(i - 1).getKey() + " before "
+                    + list.get(i).getKey(),
+                    list.get(i - 1).getKey().compareTo(list.get(i).getKey()) < 0);
+        }
+        for (LibraryInfo info : list) {
+            if (info.getKey().equals(a) || info.getKey().equals(b)) {
+                mine.add(info.getKey());
+                assertEquals(ProxySo.info(info.getKey()), info);
+            }
+        }
+        assertEquals(2, mine.size());
+        assertEquals(a, mine.get(0));
+        assertEquals(b, mine.get(1));
+        assertThrows(UnsupportedOperationException.class, () -> list.remove(0));
+
+        assertTrue(ProxySo.unload(a));
+        for (LibraryInfo info : ProxySo.list()) {
+            assertNotEquals(a, info.getKey());
+        }
+    }
+
+    @Test
+    public void nativeExceptionKindsMapToTheirClasses() {
+        Throwable t = NativeBridge.exception(NativeBridge.NO_SUCH_LIBRARY, "k", null, null, 0, "m0");
+        assertEquals(NoSuchLibraryException.class, t.getClass());
+        assertEquals("k", ((ProxySoException) t).getKey());
+        assertEquals("m0", t.getMessage());
+        t = NativeBridge.exception(NativeBridge.LIBRARY_EXISTS, "k", null, null, 0, "m1");
+        assertEquals(LibraryExistsException.class, t.getClass());
+        t = NativeBridge.exception(NativeBridge.LOAD, "k", "/p.so", null, 0, "m2");
+        assertEquals(LibraryLoadException.class, t.getClass());
+        assertEquals("/p.so", ((LibraryLoadException) t).getPath());
+        t = NativeBridge.exception(NativeBridge.PLUGIN_ERROR, "k", null, "meth", 42, "m3");
+        PluginException error = (PluginException) t;
+        assertEquals("meth", error.getMethod());
+        assertEquals(42, error.getCode());
+        assertFalse(error.isPanic());
+        t = NativeBridge.exception(NativeBridge.PLUGIN_PANIC, "k", null, "meth", 3, "m4");
+        assertTrue(((PluginException) t).isPanic());
+        t = NativeBridge.exception(NativeBridge.UNKNOWN_METHOD, "k", null, "meth", 0, "m5");
+        assertEquals("meth", ((UnknownMethodException) t).getMethod());
+        t = NativeBridge.exception(NativeBridge.ILLEGAL_ARGUMENT, null, null, null, 0, "m6");
+        assertEquals(IllegalArgumentException.class, t.getClass());
+        t = NativeBridge.exception(NativeBridge.INTERNAL, null, null, null, 0, "m7");
+        assertEquals(ProxySoInternalError.class, t.getClass());
+        t = NativeBridge.exception(99, null, null, null, 0, null);
+        assertEquals(ProxySoInternalError.class, t.getClass());
+        assertNotNull(t.getMessage());
+    }
+}
