@@ -204,6 +204,19 @@ fn machine_name(machine: u16) -> &'static str {
     }
 }
 
+/// A real shared object for tests: the bytes of the C library this process runs with.
+#[cfg(test)]
+pub(crate) fn libc_bytes() -> Vec<u8> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let libc = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("libc.so"))
+        .unwrap()
+        .to_owned();
+    std::fs::read(libc).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,20 +228,9 @@ mod tests {
         check(&file)
     }
 
-    fn this_library() -> Vec<u8> {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = maps
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(5))
-            .find(|p| p.contains("libc.so"))
-            .unwrap()
-            .to_owned();
-        std::fs::read(libc).unwrap()
-    }
-
     #[test]
     fn accepts_a_real_shared_object() {
-        check_bytes(&this_library()).unwrap();
+        check_bytes(&libc_bytes()).unwrap();
     }
 
     #[test]
@@ -245,7 +247,7 @@ mod tests {
 
     #[test]
     fn refuses_a_library_cut_short() {
-        let lib = this_library();
+        let lib = libc_bytes();
         // Cuts inside the loadable segments (the tail of a library holds only section data).
         for len in [100, 4096, 65536] {
             let err = check_bytes(&lib[..len]).unwrap_err();
@@ -255,7 +257,7 @@ mod tests {
 
     #[test]
     fn refuses_other_machines_classes_and_types() {
-        let lib = this_library();
+        let lib = libc_bytes();
         let mut other = lib.clone();
         other[18..20].copy_from_slice(&40u16.to_le_bytes());
         let err = check_bytes(&other).unwrap_err();

@@ -88,18 +88,6 @@ pub fn mention_source(message: &str, snapshot: &Path, source: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A real shared object: the C library this test runs with.
-    fn elf_bytes() -> Vec<u8> {
-        let maps = fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = maps
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(5))
-            .find(|p| p.contains("libc.so"))
-            .unwrap()
-            .to_owned();
-        fs::read(libc).unwrap()
-    }
-
     #[test]
     fn refuses_what_is_not_a_shared_object() {
         let work = tempfile::tempdir().unwrap();
@@ -113,9 +101,9 @@ mod tests {
     fn copies_bytes_into_an_owner_only_directory_and_cleans_up() {
         let work = tempfile::tempdir().unwrap();
         let source = work.path().join("lib.so");
-        fs::write(&source, elf_bytes()).unwrap();
+        fs::write(&source, elf::libc_bytes()).unwrap();
         let snap = Snapshot::take(&source, work.path()).unwrap();
-        assert_eq!(fs::read(snap.path()).unwrap(), elf_bytes());
+        assert_eq!(fs::read(snap.path()).unwrap(), elf::libc_bytes());
         let dir = snap.path().parent().unwrap().to_path_buf();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
@@ -127,7 +115,7 @@ mod tests {
     fn every_snapshot_of_one_path_has_a_new_name() {
         let work = tempfile::tempdir().unwrap();
         let source = work.path().join("lib.so");
-        fs::write(&source, elf_bytes()).unwrap();
+        fs::write(&source, elf::libc_bytes()).unwrap();
         let a = Snapshot::take(&source, work.path()).unwrap();
         let b = Snapshot::take(&source, work.path()).unwrap();
         assert_ne!(a.path(), b.path());

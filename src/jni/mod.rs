@@ -75,12 +75,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_load<'l>(
     path: JString<'l>,
     config: JByteArray<'l>,
 ) -> jlong {
-    run(&mut env, 0, |env| {
-        let key: String = env.get_string(&key)?.into();
-        let path: String = env.get_string(&path)?.into();
-        let config = env.convert_byte_array(&config)?;
-        Ok(generation(registry().load(&key, &path, &config)?))
-    })
+    open_version(&mut env, &key, &path, &config, Registry::load)
 }
 
 /// `NativeBridge.replace(String key, String path, byte[] config)`: the new generation.
@@ -92,11 +87,22 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_replace<'l>(
     path: JString<'l>,
     config: JByteArray<'l>,
 ) -> jlong {
-    run(&mut env, 0, |env| {
-        let key: String = env.get_string(&key)?.into();
-        let path: String = env.get_string(&path)?.into();
-        let config = env.convert_byte_array(&config)?;
-        Ok(generation(registry().replace(&key, &path, &config)?))
+    open_version(&mut env, &key, &path, &config, Registry::replace)
+}
+
+/// `load` and `replace` alike: read the arguments, run `op`, return the generation.
+fn open_version<'l>(
+    env: &mut JNIEnv<'l>,
+    key: &JString<'l>,
+    path: &JString<'l>,
+    config: &JByteArray<'l>,
+    op: fn(&Registry, &str, &str, &[u8]) -> Result<u64, crate::Error>,
+) -> jlong {
+    run(env, 0, |env| {
+        let key: String = env.get_string(key)?.into();
+        let path: String = env.get_string(path)?.into();
+        let config = env.convert_byte_array(config)?;
+        Ok(generation(op(registry(), &key, &path, &config)?))
     })
 }
 
