@@ -8,7 +8,7 @@
 //! process has used, opens that copy, and deletes it at once: the mapping keeps the inode alive,
 //! nothing is left on disk, and no later change to the source can reach mapped code.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -30,8 +30,14 @@ pub struct Snapshot {
 impl Snapshot {
     /// Copies `source` into a new owner-only directory below `dir`.
     pub fn take(source: &Path, dir: &Path) -> Result<Snapshot, LoadError> {
-        // Read through one open descriptor: what is checked is what is copied.
-        let mut file = File::open(source).map_err(LoadError::Read)?;
+        // Read through one open descriptor: what is checked is what is copied. O_NONBLOCK so
+        // that opening a FIFO returns at once (to be refused below) instead of waiting for a
+        // writer; it changes nothing for regular files.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(source)
+            .map_err(LoadError::Read)?;
         let meta = file.metadata().map_err(LoadError::Read)?;
         if meta.is_dir() {
             return Err(LoadError::NotAFile("a directory"));
@@ -129,6 +135,17 @@ mod tests {
         assert!(matches!(err, LoadError::NotAFile("a directory")), "{err}");
         let err = Snapshot::take(&work.path().join("absent.so"), work.path()).unwrap_err();
         assert!(err.to_string().contains("No such file"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_fifo_without_waiting_for_a_writer() {
+        let work = tempfile::tempdir().unwrap();
+        let fifo = work.path().join("pipe.so");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = Snapshot::take(&fifo, work.path()).unwrap_err();
+        assert!(matches!(err, LoadError::NotAFile(_)), "{err}");
     }
 
     #[test]
