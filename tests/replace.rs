@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{DRAIN, call, mapped, overwrite_in_place, plugins, registry};
 use proxy::Error;
@@ -144,6 +144,31 @@ fn calls_in_flight_finish_on_the_old_version() {
     assert_eq!(caller.join().unwrap(), "old");
     assert!(r.await_retired("slow", DRAIN));
     assert!(!mapped(&old.snapshot_path));
+}
+
+#[test]
+fn the_last_call_out_of_a_retired_version_does_not_run_its_destroy() {
+    let p = plugins();
+    let (r, _dir) = registry();
+    let r = Arc::new(r);
+    let fixture = p.fixture().to_string_lossy().into_owned();
+    // This version's destroy takes two seconds.
+    r.load("d", &fixture, b"slow-destroy").unwrap();
+    let caller = {
+        let r = Arc::clone(&r);
+        thread::spawn(move || {
+            let started = Instant::now();
+            let answer = call(&r, "d", Some("sleep"), "300");
+            (answer, started.elapsed())
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    r.replace("d", &fixture, b"next").unwrap();
+    let (answer, took) = caller.join().unwrap();
+    assert_eq!(answer, "slow-destroy");
+    // The caller held the last reference; had it run destroy, its call would take 2.3 s.
+    assert!(took < Duration::from_millis(1500), "the call took {took:?}");
+    assert!(r.await_retired("d", DRAIN), "the reaper thread retires it");
 }
 
 #[test]
