@@ -21,7 +21,12 @@
  *     host thread of its own, never a thread inside a call). After `destroy` returns the host
  *     dlcloses the library, so by then the plugin must have stopped every thread it started,
  *     and must not leave thread-local or pthread_key destructors, atexit handlers or signal
- *     handlers pointing into its code.
+ *     handlers pointing into its code (or must set PROXYSO_FLAG_KEEP_MAPPED).
+ *
+ * Signals
+ *   - The JVM relies on its own handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGQUIT,
+ *     SIGUSR2, SIGPIPE and SIGXFSZ. If loading or `init` changes one, the host restores the
+ *     JVM's handler and fails the load naming the signal (unless the load allows it).
  *
  * Threading
  *   - Methods are called from many threads at once (JVM threads calling ProxySo.call) unless the
@@ -84,6 +89,12 @@ typedef int32_t proxyso_status;
 
 /** Descriptor flag: the host must not run two method calls of one version at once. */
 #define PROXYSO_FLAG_SERIALIZE 0x1u
+/**
+ * Descriptor flag: once retired, keep this version mapped for the life of the process
+ * (RTLD_NODELETE); `destroy` still runs. For plugins that cannot avoid leaving code behind: a
+ * pthread_key or thread-local destructor, or a thread that outlives `destroy`.
+ */
+#define PROXYSO_FLAG_KEEP_MAPPED 0x2u
 
 /** Log levels for `proxyso_host.log`. */
 #define PROXYSO_LOG_ERROR 1

@@ -106,6 +106,15 @@ pub enum LoadError {
     /// The descriptor breaks a rule of the header.
     #[error("invalid plugin descriptor: {0}")]
     BadDescriptor(String),
+    /// Loading or `init` changed a signal handler the JVM relies on; it was restored.
+    #[error(
+        "it changed the JVM's handler of {signals} (restored; a load may allow this with \
+         allowSignalHandlers)"
+    )]
+    SignalHandler {
+        /// The signals, comma-separated.
+        signals: String,
+    },
     /// The plugin's `init` reported failure.
     #[error("init of plugin {plugin} {}: {message}", outcome(.panicked, .code))]
     Init {

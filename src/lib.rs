@@ -7,6 +7,7 @@
 //! - `version`: one loaded version of a key, retired when its last call returns;
 //! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
+//! - `signals`: keeps the JVM's signal handlers the JVM's while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
 #![deny(missing_docs)]
 
@@ -18,8 +19,10 @@ pub mod maps;
 pub mod plugin;
 pub mod registry;
 pub mod retire;
+pub mod signals;
 pub mod snapshot;
 pub mod version;
 
 pub use error::{Error, LoadError};
+pub use plugin::LoadOptions;
 pub use registry::{LibraryInfo, Registry};

@@ -13,6 +13,7 @@ use proxyso_abi as abi;
 
 use crate::error::LoadError;
 use crate::host::{ErrorSlot, HostServices, OutputBuf, Reported};
+use crate::signals;
 use crate::snapshot::{self, Snapshot};
 
 /// More methods than any real plugin has: a larger count means the descriptor is garbage.
@@ -50,6 +51,30 @@ pub struct Plugin {
     /// The mapped library; `None` once closed. Dropped last.
     library: Option<Library>,
     snapshot_path: PathBuf,
+    /// True when closing it leaves it mapped on purpose (`RTLD_NODELETE`).
+    kept_mapped: bool,
+}
+
+/// How to load a plugin.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// The configuration bytes handed to `init`.
+    pub config: &'a [u8],
+    /// Keep every retired version mapped for the life of the process (`RTLD_NODELETE`).
+    pub keep_mapped: bool,
+    /// Let the plugin change the JVM's signal handlers (logged, and the version kept mapped)
+    /// instead of failing the load.
+    pub allow_signal_handlers: bool,
+}
+
+impl<'a> LoadOptions<'a> {
+    /// Default options with this configuration.
+    pub fn config(config: &'a [u8]) -> LoadOptions<'a> {
+        LoadOptions {
+            config,
+            ..LoadOptions::default()
+        }
+    }
 }
 
 // SAFETY: the header requires a plugin's methods to be callable from any thread at once (or
@@ -73,98 +98,64 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     /// Opens a private snapshot of `source`, checks its descriptor and runs its `init`.
     ///
-    /// `label` names the load in the plugin's log lines. On any failure nothing stays open.
+    /// `label` names the load in the plugin's log lines. On any failure nothing stays open and
+    /// the JVM's signal handlers are as they were.
     pub fn open(
         source: &Path,
         snapshot_dir: &Path,
-        config: &[u8],
+        options: &LoadOptions<'_>,
         label: &str,
     ) -> Result<Plugin, LoadError> {
         let snapshot = Snapshot::take(source, snapshot_dir)?;
         let shown = source.display().to_string();
-        // RTLD_NOW: an unresolved symbol fails here, not as a crash at first call.
-        // RTLD_LOCAL: two plugins, or two versions of one, never bind to each other's symbols.
-        // SAFETY: loading a library runs its initialisers; running the user's chosen plugin
-        // code is the purpose of this function, and the ABI forbids initialisers from touching
-        // the host.
-        let library = unsafe { Library::open(Some(snapshot.path()), RTLD_NOW | RTLD_LOCAL) }
-            .map_err(|e| {
-                LoadError::Open(snapshot::mention_source(
-                    &e.to_string(),
-                    snapshot.path(),
-                    &shown,
-                ))
-            })?;
-        let snapshot_path = snapshot.path().to_path_buf();
-        // The mapping holds the inode now; the name on disk is no longer needed.
-        drop(snapshot);
-
-        // SAFETY: the symbol is looked up as a data address, not called.
-        let symbol = unsafe { library.get::<*const abi::Descriptor>(abi::DESCRIPTOR_SYMBOL) }
-            .map_err(|e| {
-                LoadError::NoDescriptor(snapshot::mention_source(
-                    &e.to_string(),
-                    &snapshot_path,
-                    &shown,
-                ))
-            })?;
-        let descriptor: *const abi::Descriptor = *symbol;
-        if descriptor.is_null() {
-            return Err(LoadError::BadDescriptor(
-                "symbol 'proxyso_plugin' is null".into(),
-            ));
+        let signals = signals::Snapshot::take();
+        let opened = open_snapshot(&snapshot, &shown, options, label);
+        let changed = signals.changed();
+        if changed.is_empty() {
+            return opened;
         }
-        // Version handshake before anything else is read.
-        // SAFETY: every ABI version starts the descriptor with the u32 version, so it is
-        // readable whatever the plugin's version; the symbol is a non-null data address.
-        let found = unsafe { ptr::read_unaligned(descriptor.cast::<u32>()) };
-        if found != abi::ABI_VERSION {
-            return Err(LoadError::AbiMismatch {
-                expected: abi::ABI_VERSION,
-                found,
-            });
-        }
-        // SAFETY: the plugin declared ABI version 1, whose descriptor has this layout and must
-        // stay valid while the library is loaded; `library` outlives this borrow.
-        let desc = unsafe { &*descriptor };
-        let checked = check_descriptor(desc)?;
-
-        let host = HostServices::new(format!("{label}: {} {}", checked.name, checked.version));
-        let mut context = ptr::null_mut();
-        if let Some(init) = desc.init {
-            let mut error = ErrorSlot::default();
-            // SAFETY: `init` comes from a checked descriptor; every pointer passed is valid for
-            // the call (`config` is never null, as the header promises), and `host` lives
-            // until after `destroy`.
-            let status = unsafe {
-                init(
-                    host.as_raw(),
-                    non_null(config),
-                    config.len(),
-                    &mut context,
-                    error.as_raw(),
-                )
-            };
-            if let Some(failure) = failure(status, error.into_reported()) {
-                return Err(LoadError::Init {
-                    plugin: format!("{} {}", checked.name, checked.version),
-                    code: failure.code,
-                    message: failure.message,
-                    panicked: failure.panicked,
-                });
+        let changed = changed.join(", ");
+        match opened {
+            Ok(mut plugin) if options.allow_signal_handlers => {
+                eprintln!(
+                    "proxyso WARN [{label}] plugin {} {} changed the handler of {changed}; kept, \
+                     as the load allows, and the version is kept mapped so the handler never \
+                     points into unmapped code",
+                    plugin.name, plugin.version
+                );
+                plugin.keep_mapped().map_err(LoadError::Open)?;
+                Ok(plugin)
+            }
+            Ok(plugin) => {
+                signals.restore();
+                // Closed with the JVM's handlers back in place.
+                drop(plugin);
+                Err(LoadError::SignalHandler { signals: changed })
+            }
+            Err(e) => {
+                signals.restore();
+                Err(e)
             }
         }
-        Ok(Plugin {
-            name: checked.name,
-            version: checked.version,
-            methods: checked.methods,
-            serial: (desc.flags & abi::FLAG_SERIALIZE != 0).then(|| Mutex::new(())),
-            context,
-            destroy: desc.destroy,
-            _host: host,
-            library: Some(library),
-            snapshot_path,
-        })
+    }
+
+    /// Keeps this version mapped for the life of the process once it is closed.
+    fn keep_mapped(&mut self) -> Result<(), String> {
+        if self.kept_mapped {
+            return Ok(());
+        }
+        // Opening the loaded object again by its name with RTLD_NOLOAD touches no file; the
+        // RTLD_NODELETE it adds sticks after this extra handle is closed.
+        // SAFETY: the library is already loaded, so no initialiser runs.
+        let again = unsafe {
+            Library::open(
+                Some(&self.snapshot_path),
+                RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            )
+        };
+        again.map_err(|e| format!("cannot mark the library RTLD_NODELETE: {e}"))?;
+        self.kept_mapped = true;
+        Ok(())
     }
 
     /// The plugin's own name.
@@ -185,6 +176,11 @@ impl Plugin {
     /// True when the plugin asked for its calls to be serialised.
     pub fn serialized(&self) -> bool {
         self.serial.is_some()
+    }
+
+    /// True when closing it will leave it mapped on purpose (`RTLD_NODELETE`).
+    pub fn kept_mapped(&self) -> bool {
+        self.kept_mapped
     }
 
     /// The private copy that is mapped (deleted from disk, still named in `/proc/self/maps`).
@@ -247,6 +243,105 @@ impl Drop for Plugin {
         // Dropping the handle dlcloses it.
         self.library.take();
     }
+}
+
+/// Opens the snapshot, checks the descriptor and runs `init`: the part of a load during which
+/// plugin code runs and the signal guard watches.
+fn open_snapshot(
+    snapshot: &Snapshot,
+    shown: &str,
+    options: &LoadOptions<'_>,
+    label: &str,
+) -> Result<Plugin, LoadError> {
+    let mut flags = RTLD_NOW | RTLD_LOCAL;
+    if options.keep_mapped {
+        flags |= libc::RTLD_NODELETE;
+    }
+    // RTLD_NOW: an unresolved symbol fails here, not as a crash at first call.
+    // RTLD_LOCAL: two plugins, or two versions of one, never bind to each other's symbols.
+    // SAFETY: loading a library runs its initialisers; running the user's chosen plugin code is
+    // the purpose of this function, and the signal guard around it undoes what the ABI forbids.
+    let library = unsafe { Library::open(Some(snapshot.path()), flags) }.map_err(|e| {
+        LoadError::Open(snapshot::mention_source(
+            &e.to_string(),
+            snapshot.path(),
+            shown,
+        ))
+    })?;
+    let snapshot_path = snapshot.path().to_path_buf();
+
+    // SAFETY: the symbol is looked up as a data address, not called.
+    let symbol =
+        unsafe { library.get::<*const abi::Descriptor>(abi::DESCRIPTOR_SYMBOL) }.map_err(|e| {
+            LoadError::NoDescriptor(snapshot::mention_source(
+                &e.to_string(),
+                &snapshot_path,
+                shown,
+            ))
+        })?;
+    let descriptor: *const abi::Descriptor = *symbol;
+    if descriptor.is_null() {
+        return Err(LoadError::BadDescriptor(
+            "symbol 'proxyso_plugin' is null".into(),
+        ));
+    }
+    // Version handshake before anything else is read.
+    // SAFETY: every ABI version starts the descriptor with the u32 version, so it is readable
+    // whatever the plugin's version; the symbol is a non-null data address.
+    let found = unsafe { ptr::read_unaligned(descriptor.cast::<u32>()) };
+    if found != abi::ABI_VERSION {
+        return Err(LoadError::AbiMismatch {
+            expected: abi::ABI_VERSION,
+            found,
+        });
+    }
+    // SAFETY: the plugin declared ABI version 1, whose descriptor has this layout and must stay
+    // valid while the library is loaded; `library` outlives this borrow.
+    let desc = unsafe { &*descriptor };
+    let checked = check_descriptor(desc)?;
+
+    let host = HostServices::new(format!("{label}: {} {}", checked.name, checked.version));
+    let mut plugin = Plugin {
+        name: checked.name,
+        version: checked.version,
+        methods: checked.methods,
+        serial: (desc.flags & abi::FLAG_SERIALIZE != 0).then(|| Mutex::new(())),
+        context: ptr::null_mut(),
+        // Set once `init` succeeded: a failed `init` is not followed by `destroy`.
+        destroy: None,
+        _host: host,
+        library: Some(library),
+        snapshot_path,
+        kept_mapped: options.keep_mapped,
+    };
+    if let Some(init) = desc.init {
+        let mut error = ErrorSlot::default();
+        // SAFETY: `init` comes from a checked descriptor; every pointer passed is valid for the
+        // call (`config` is never null, as the header promises), and the host services live
+        // in `plugin` until after `destroy`.
+        let status = unsafe {
+            init(
+                plugin._host.as_raw(),
+                non_null(options.config),
+                options.config.len(),
+                &mut plugin.context,
+                error.as_raw(),
+            )
+        };
+        if let Some(failure) = failure(status, error.into_reported()) {
+            return Err(LoadError::Init {
+                plugin: format!("{} {}", plugin.name, plugin.version),
+                code: failure.code,
+                message: failure.message,
+                panicked: failure.panicked,
+            });
+        }
+    }
+    plugin.destroy = desc.destroy;
+    if desc.flags & abi::FLAG_KEEP_MAPPED != 0 {
+        plugin.keep_mapped().map_err(LoadError::Open)?;
+    }
+    Ok(plugin)
 }
 
 /// The descriptor's fields, checked and copied.

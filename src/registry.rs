@@ -13,8 +13,8 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 
 use crate::error::Error;
-use crate::plugin::Plugin;
-use crate::retire::Ledger;
+use crate::plugin::{LoadOptions, Plugin};
+use crate::retire::{Ledger, RetireStats};
 use crate::version::Version;
 
 /// The longest key accepted, in UTF-8 bytes.
@@ -39,6 +39,12 @@ pub struct LibraryInfo {
     pub methods: Vec<String>,
     /// True when the plugin asked for its calls to be serialised.
     pub serialized: bool,
+    /// True when this version stays mapped after it retires (by option or plugin flag).
+    pub kept_mapped: bool,
+    /// Versions of this key destroyed and closed so far.
+    pub retired_versions: u64,
+    /// Of those, how many stayed mapped after `dlclose` although not kept on purpose.
+    pub pinned_versions: u64,
 }
 
 /// One key's place in the registry.
@@ -49,6 +55,7 @@ struct Slot {
     current: ArcSwapOption<Version>,
     /// The last generation handed out; its lock serialises swaps on this key.
     generation: Mutex<u64>,
+    stats: Arc<RetireStats>,
 }
 
 type Slots = HashMap<Arc<str>, Arc<Slot>>;
@@ -79,13 +86,23 @@ impl Registry {
         *lock(&self.snapshot_dir) = dir;
     }
 
-    /// Loads the plugin at `path` under a new `key`; returns its generation, 1.
+    /// Loads the plugin at `path` under a new `key` with default options; returns 1.
     pub fn load(&self, key: &str, path: &str, config: &[u8]) -> Result<u64, Error> {
+        self.load_with(key, path, &LoadOptions::config(config))
+    }
+
+    /// Loads the plugin at `path` under a new `key`; returns its generation, 1.
+    pub fn load_with(
+        &self,
+        key: &str,
+        path: &str,
+        options: &LoadOptions<'_>,
+    ) -> Result<u64, Error> {
         check_key(key)?;
         if self.slots.load().contains_key(key) {
             return Err(Error::AlreadyLoaded { key: key.into() });
         }
-        let plugin = self.open(key, path, config)?;
+        let plugin = self.open(key, path, options)?;
         let writers = lock(&self.writers);
         let slots = self.slots.load();
         if slots.contains_key(key) {
@@ -95,17 +112,20 @@ impl Registry {
             return Err(Error::AlreadyLoaded { key: key.into() });
         }
         let key: Arc<str> = key.into();
+        let stats = Arc::<RetireStats>::default();
         let version = Version::new(
             Arc::clone(&key),
             1,
             path.into(),
             plugin,
             Arc::clone(&self.ledger),
+            Arc::clone(&stats),
         );
         let slot = Slot {
             key: Arc::clone(&key),
             current: ArcSwapOption::from_pointee(version),
             generation: Mutex::new(1),
+            stats,
         };
         let mut next = Slots::clone(&slots);
         next.insert(key, Arc::new(slot));
@@ -113,15 +133,25 @@ impl Registry {
         Ok(1)
     }
 
+    /// Replaces `key` with the plugin at `path` with default options; see `replace_with`.
+    pub fn replace(&self, key: &str, path: &str, config: &[u8]) -> Result<u64, Error> {
+        self.replace_with(key, path, &LoadOptions::config(config))
+    }
+
     /// Loads a new version of `key` from `path` and swaps it in; returns its generation.
     ///
     /// The old version keeps serving until the new one is fully loaded and initialised, and
     /// entirely if anything fails. Calls already in the old version finish there; it is
     /// destroyed and closed after the last of them returns.
-    pub fn replace(&self, key: &str, path: &str, config: &[u8]) -> Result<u64, Error> {
+    pub fn replace_with(
+        &self,
+        key: &str,
+        path: &str,
+        options: &LoadOptions<'_>,
+    ) -> Result<u64, Error> {
         check_key(key)?;
         let slot = self.slot(key)?;
-        let plugin = self.open(key, path, config)?;
+        let plugin = self.open(key, path, options)?;
         let mut generation = lock(&slot.generation);
         if slot.current.load().is_none() {
             drop(generation);
@@ -136,6 +166,7 @@ impl Registry {
             path.into(),
             plugin,
             Arc::clone(&self.ledger),
+            Arc::clone(&slot.stats),
         );
         let old = slot.current.swap(Some(Arc::new(version)));
         let new_generation = *generation;
@@ -190,7 +221,8 @@ impl Registry {
 
     /// What is loaded under `key`, if anything.
     pub fn info(&self, key: &str) -> Option<LibraryInfo> {
-        let version = self.current(key).ok()?;
+        let slot = self.slot(key).ok()?;
+        let version = slot.current.load_full()?;
         let plugin = version.plugin();
         Some(LibraryInfo {
             key: key.to_owned(),
@@ -201,6 +233,9 @@ impl Registry {
             version: plugin.version().to_owned(),
             methods: plugin.method_names().map(str::to_owned).collect(),
             serialized: plugin.serialized(),
+            kept_mapped: plugin.kept_mapped(),
+            retired_versions: slot.stats.retired(),
+            pinned_versions: slot.stats.pinned(),
         })
     }
 
@@ -241,9 +276,9 @@ impl Registry {
             .ok_or_else(|| Error::NoSuchLibrary { key: key.into() })
     }
 
-    fn open(&self, key: &str, path: &str, config: &[u8]) -> Result<Plugin, Error> {
+    fn open(&self, key: &str, path: &str, options: &LoadOptions<'_>) -> Result<Plugin, Error> {
         let dir = lock(&self.snapshot_dir).clone();
-        Plugin::open(Path::new(path), &dir, config, key).map_err(|cause| Error::Load {
+        Plugin::open(Path::new(path), &dir, options, key).map_err(|cause| Error::Load {
             key: key.into(),
             path: path.into(),
             cause,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -69,6 +70,25 @@ impl Ledger {
     }
 }
 
+/// What became of one key's retired versions (while the key stays loaded).
+#[derive(Debug, Default)]
+pub struct RetireStats {
+    retired: AtomicU64,
+    pinned: AtomicU64,
+}
+
+impl RetireStats {
+    /// Versions destroyed and closed.
+    pub fn retired(&self) -> u64 {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Of those, how many stayed mapped after `dlclose` although not kept on purpose.
+    pub fn pinned(&self) -> u64 {
+        self.pinned.load(Ordering::Relaxed)
+    }
+}
+
 /// A version on its way out: its plugin, and whom to tell when it is closed.
 pub struct Retiring {
     /// The plugin to destroy and close.
@@ -79,6 +99,8 @@ pub struct Retiring {
     pub generation: u64,
     /// The registry's ledger.
     pub ledger: Arc<Ledger>,
+    /// The key's statistics.
+    pub stats: Arc<RetireStats>,
 }
 
 impl Retiring {
@@ -89,20 +111,25 @@ impl Retiring {
             key,
             generation,
             ledger,
+            stats,
         } = self;
         let snapshot = plugin.snapshot_path().to_path_buf();
+        let kept = plugin.kept_mapped();
         // A panic here would be a bug in the host's own drop code; it must not kill the reaper.
         if catch_unwind(AssertUnwindSafe(|| drop(plugin))).is_err() {
             eprintln!("proxyso ERROR [{key} gen {generation}] closing the library panicked");
         }
-        if let Ok(true) = maps::is_mapped(&snapshot) {
+        // Report, rather than pretend it was unloaded, a library that something pins.
+        if !kept && matches!(maps::is_mapped(&snapshot), Ok(true)) {
+            stats.pinned.fetch_add(1, Ordering::Relaxed);
             eprintln!(
                 "proxyso WARN [{key} gen {generation}] {} stayed mapped after dlclose: something \
-                 pins it (a thread it left running, a thread-local or pthread_key destructor, or \
-                 an STB_GNU_UNIQUE symbol)",
+                 pins it (a thread-local destructor, an STB_GNU_UNIQUE symbol, or another \
+                 dlopen of it)",
                 snapshot.display()
             );
         }
+        stats.retired.fetch_add(1, Ordering::Relaxed);
         ledger.end(&key);
     }
 

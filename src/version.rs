@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::plugin::Plugin;
-use crate::retire::{Ledger, Retiring};
+use crate::retire::{Ledger, RetireStats, Retiring};
 
 /// A plugin serving one key at one generation.
 ///
@@ -19,6 +19,7 @@ pub struct Version {
     /// `None` only once retirement has taken it.
     plugin: Option<Plugin>,
     ledger: Arc<Ledger>,
+    stats: Arc<RetireStats>,
 }
 
 impl Version {
@@ -29,6 +30,7 @@ impl Version {
         source: String,
         plugin: Plugin,
         ledger: Arc<Ledger>,
+        stats: Arc<RetireStats>,
     ) -> Version {
         Version {
             key,
@@ -36,6 +38,7 @@ impl Version {
             source,
             plugin: Some(plugin),
             ledger,
+            stats,
         }
     }
 
@@ -112,6 +115,7 @@ impl Version {
             key: Arc::clone(&self.key),
             generation: self.generation,
             ledger: Arc::clone(&self.ledger),
+            stats: Arc::clone(&self.stats),
         })
     }
 }

@@ -25,8 +25,11 @@ pub const PANIC: Status = 2;
 
 /// Descriptor flag: the host must not run two method calls of one version at once.
 pub const FLAG_SERIALIZE: u32 = 0x1;
+/// Descriptor flag: once retired, keep this version mapped for the life of the process
+/// (`RTLD_NODELETE`); `destroy` still runs.
+pub const FLAG_KEEP_MAPPED: u32 = 0x2;
 /// Every flag this ABI version knows; other bits make a load fail.
-pub const KNOWN_FLAGS: u32 = FLAG_SERIALIZE;
+pub const KNOWN_FLAGS: u32 = FLAG_SERIALIZE | FLAG_KEEP_MAPPED;
 
 /// Log level: error.
 pub const LOG_ERROR: i32 = 1;

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use jni::JNIEnv;
 use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
-use jni::sys::{jboolean, jbyteArray, jlong, jobject, jobjectArray};
+use jni::sys::{jboolean, jbyteArray, jint, jlong, jobject, jobjectArray};
 
+use crate::plugin::LoadOptions;
 use crate::registry::{LibraryInfo, Registry};
 use entry::{Failure, run};
 use strings::{read_bytes, read_str};
@@ -66,7 +67,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
     })
 }
 
-/// `NativeBridge.load(String key, String path, byte[] config)`: the new key's generation.
+/// `NativeBridge.load(String key, String path, byte[] config, int options)`: generation 1.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_load<'l>(
     mut env: JNIEnv<'l>,
@@ -74,11 +75,17 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_load<'l>(
     key: JString<'l>,
     path: JString<'l>,
     config: JByteArray<'l>,
+    options: jint,
 ) -> jlong {
-    open_version(&mut env, &key, &path, &config, Registry::load)
+    open_version(
+        &mut env,
+        (&key, &path, &config, options),
+        Registry::load_with,
+    )
 }
 
-/// `NativeBridge.replace(String key, String path, byte[] config)`: the new generation.
+/// `NativeBridge.replace(String key, String path, byte[] config, int options)`: the new
+/// generation.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_replace<'l>(
     mut env: JNIEnv<'l>,
@@ -86,23 +93,39 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_replace<'l>(
     key: JString<'l>,
     path: JString<'l>,
     config: JByteArray<'l>,
+    options: jint,
 ) -> jlong {
-    open_version(&mut env, &key, &path, &config, Registry::replace)
+    open_version(
+        &mut env,
+        (&key, &path, &config, options),
+        Registry::replace_with,
+    )
 }
+
+/// `NativeBridge.OPTION_KEEP_MAPPED`.
+const OPTION_KEEP_MAPPED: jint = 1;
+/// `NativeBridge.OPTION_ALLOW_SIGNAL_HANDLERS`.
+const OPTION_ALLOW_SIGNAL_HANDLERS: jint = 2;
+
+/// The arguments `load` and `replace` share: key, path, config and option bits.
+type OpenArgs<'a, 'l> = (&'a JString<'l>, &'a JString<'l>, &'a JByteArray<'l>, jint);
 
 /// `load` and `replace` alike: read the arguments, run `op`, return the generation.
 fn open_version<'l>(
     env: &mut JNIEnv<'l>,
-    key: &JString<'l>,
-    path: &JString<'l>,
-    config: &JByteArray<'l>,
-    op: fn(&Registry, &str, &str, &[u8]) -> Result<u64, crate::Error>,
+    (key, path, config, options): OpenArgs<'_, 'l>,
+    op: fn(&Registry, &str, &str, &LoadOptions<'_>) -> Result<u64, crate::Error>,
 ) -> jlong {
     run(env, 0, |env| {
         let key: String = env.get_string(key)?.into();
         let path: String = env.get_string(path)?.into();
         let config = env.convert_byte_array(config)?;
-        Ok(generation(op(registry(), &key, &path, &config)?))
+        let options = LoadOptions {
+            config: &config,
+            keep_mapped: options & OPTION_KEEP_MAPPED != 0,
+            allow_signal_handlers: options & OPTION_ALLOW_SIGNAL_HANDLERS != 0,
+        };
+        Ok(count(op(registry(), &key, &path, &options)?))
     })
 }
 
@@ -202,9 +225,9 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_awaitRetired<'l>(
     })
 }
 
-/// A generation as a Java `long` (generations count replacements; they never reach 2^63).
-fn generation(generation: u64) -> jlong {
-    jlong::try_from(generation).unwrap_or(jlong::MAX)
+/// A generation or a count as a Java `long`, saturating (counts of events never reach 2^63).
+fn count(n: u64) -> jlong {
+    jlong::try_from(n).unwrap_or(jlong::MAX)
 }
 
 /// Builds a `dev.proxyso.LibraryInfo`.
@@ -219,16 +242,19 @@ fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<
         let object = env.new_object(
             "dev/proxyso/LibraryInfo",
             "(Ljava/lang/String;JLjava/lang/String;Ljava/lang/String;Ljava/lang/String;\
-             Ljava/lang/String;[Ljava/lang/String;Z)V",
+             Ljava/lang/String;[Ljava/lang/String;ZZJJ)V",
             &[
                 JValue::Object(&key),
-                JValue::Long(generation(info.generation)),
+                JValue::Long(count(info.generation)),
                 JValue::Object(&path),
                 JValue::Object(&snapshot),
                 JValue::Object(&name),
                 JValue::Object(&version),
                 JValue::Object(&methods),
                 JValue::Bool(info.serialized.into()),
+                JValue::Bool(info.kept_mapped.into()),
+                JValue::Long(count(info.retired_versions)),
+                JValue::Long(count(info.pinned_versions)),
             ],
         )?;
         Ok(object)
