@@ -88,6 +88,20 @@ fn large_outputs_grow_through_the_host() {
 }
 
 #[test]
+fn sixty_four_mib_in_and_out() {
+    let (r, _dir) = fixture_registry("f", b"t");
+    let n = 64 << 20;
+    let input: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+    let mut out = Vec::new();
+    r.call("f", Some("echo"), &input, &mut out).unwrap();
+    assert!(out == input, "64 MiB echoed");
+    r.call("f", Some("big"), n.to_string().as_bytes(), &mut out)
+        .unwrap();
+    assert_eq!(out.len(), n);
+    assert!(out.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+}
+
+#[test]
 fn an_absurd_output_size_is_refused_as_a_plugin_error() {
     let (r, _dir) = fixture_registry("f", b"t");
     let mut out = Vec::new();
