@@ -27,11 +27,17 @@ public final class LibraryInfo {
     private final List<String> methods;
     /** Whether the host serialises calls to this plugin. */
     private final boolean serialized;
+    /** Whether this version stays mapped after it retires. */
+    private final boolean keptMapped;
+    /** Versions of the key destroyed and closed so far while the key stayed loaded. */
+    private final long retiredVersions;
+    /** Of those, how many stayed mapped after dlclose although not kept on purpose. */
+    private final long pinnedVersions;
 
     /**
      * Creates an instance. Called by native code with the JNI signature
      * <code>(Ljava/lang/String;JLjava/lang/String;Ljava/lang/String;Ljava/lang/String;
-     * Ljava/lang/String;[Ljava/lang/String;Z)V</code> (one line),
+     * Ljava/lang/String;[Ljava/lang/String;ZZJJ)V</code> (one line),
      * so it must not throw: a {@code null} array is taken as no methods.
      *
      * @param key the key
@@ -42,9 +48,13 @@ public final class LibraryInfo {
      * @param version the plugin's own version string
      * @param methods the method names, the default one first
      * @param serialized whether calls are serialised
+     * @param keptMapped whether this version stays mapped after it retires
+     * @param retiredVersions versions of the key destroyed and closed while it stayed loaded
+     * @param pinnedVersions of those, the ones that stayed mapped although not kept on purpose
      */
     LibraryInfo(String key, long generation, String path, String snapshotPath, String name,
-            String version, String[] methods, boolean serialized) {
+            String version, String[] methods, boolean serialized, boolean keptMapped,
+            long retiredVersions, long pinnedVersions) {
         this.key = key;
         this.generation = generation;
         this.path = path;
@@ -55,6 +65,9 @@ public final class LibraryInfo {
                 ? Collections.<String>emptyList()
                 : Collections.unmodifiableList(new ArrayList<String>(Arrays.asList(methods)));
         this.serialized = serialized;
+        this.keptMapped = keptMapped;
+        this.retiredVersions = retiredVersions;
+        this.pinnedVersions = pinnedVersions;
     }
 
     /**
@@ -133,6 +146,46 @@ public final class LibraryInfo {
         return serialized;
     }
 
+    /**
+     * Tells whether this version stays mapped for the life of the process after it retires
+     * ({@code RTLD_NODELETE}): because it was loaded with {@link LoadOptions#isKeepMapped()}, or
+     * because the plugin's descriptor carries {@code PROXYSO_FLAG_KEEP_MAPPED}. Its
+     * {@code destroy} hook still runs when it retires.
+     *
+     * @return {@code true} if this version is kept mapped on purpose
+     */
+    public boolean isKeptMapped() {
+        return keptMapped;
+    }
+
+    /**
+     * Returns how many earlier versions of this key have been replaced, destroyed and closed since
+     * the key was loaded (the count starts again at each {@code load}). A replaced version still
+     * draining its calls in flight is not counted yet
+     * ({@link ProxySo#awaitRetired(String, long, java.util.concurrent.TimeUnit)} waits for it),
+     * and a new version that failed to load never is.
+     *
+     * @return the number of retired and closed versions of this key
+     */
+    public long getRetiredVersions() {
+        return retiredVersions;
+    }
+
+    /**
+     * Returns how many of the {@linkplain #getRetiredVersions() retired versions} stayed mapped
+     * after they were closed although they were not {@linkplain #isKeptMapped() kept mapped} on
+     * purpose: something pins them in memory, such as a thread-local or {@code pthread_key}
+     * destructor, a thread the plugin left running, or an {@code STB_GNU_UNIQUE} symbol (C++
+     * built without {@code -fno-gnu-unique}). The native side logs a warning for each. A
+     * non-zero count means the plugin breaks the rules of {@code include/proxyso.h}: every
+     * replacement leaks a mapped copy of it.
+     *
+     * @return the number of retired versions that stayed mapped unintentionally
+     */
+    public long getPinnedVersions() {
+        return pinnedVersions;
+    }
+
     @Override
     public boolean equals(Object other) {
         if (this == other) {
@@ -144,6 +197,9 @@ public final class LibraryInfo {
         LibraryInfo that = (LibraryInfo) other;
         return generation == that.generation
                 && serialized == that.serialized
+                && keptMapped == that.keptMapped
+                && retiredVersions == that.retiredVersions
+                && pinnedVersions == that.pinnedVersions
                 && equal(key, that.key)
                 && equal(path, that.path)
                 && equal(snapshotPath, that.snapshotPath)
@@ -155,7 +211,8 @@ public final class LibraryInfo {
     @Override
     public int hashCode() {
         return Arrays.hashCode(new Object[] {
-            key, generation, path, snapshotPath, name, version, methods, serialized
+            key, generation, path, snapshotPath, name, version, methods, serialized, keptMapped,
+            retiredVersions, pinnedVersions,
         });
     }
 
@@ -169,6 +226,9 @@ public final class LibraryInfo {
                 + ", version=" + version
                 + ", methods=" + methods
                 + ", serialized=" + serialized
+                + ", keptMapped=" + keptMapped
+                + ", retiredVersions=" + retiredVersions
+                + ", pinnedVersions=" + pinnedVersions
                 + "}";
     }
 

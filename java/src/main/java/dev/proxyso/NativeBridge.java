@@ -27,6 +27,18 @@ final class NativeBridge {
     /** {@link ProxySoInternalError}: a bug inside the proxy. */
     static final int INTERNAL = 7;
 
+    /**
+     * Option bit of {@link #load} and {@link #replace}: keep every retired version of this load
+     * mapped for the life of the process ({@code RTLD_NODELETE}); see
+     * {@link LoadOptions#isKeepMapped()}.
+     */
+    static final int OPTION_KEEP_MAPPED = 1;
+    /**
+     * Option bit of {@link #load} and {@link #replace}: keep, and only log, a signal handler the
+     * plugin changed during load and init; see {@link LoadOptions#isAllowSignalHandlers()}.
+     */
+    static final int OPTION_ALLOW_SIGNAL_HANDLERS = 2;
+
     private NativeBridge() {
     }
 
@@ -36,9 +48,10 @@ final class NativeBridge {
      * @param key the key, not loaded yet
      * @param path the plugin file
      * @param config configuration bytes for the plugin's init; never {@code null}
+     * @param options a combination of the {@code OPTION_} bits of this class
      * @return the generation of the loaded version
      */
-    static native long load(String key, String path, byte[] config);
+    static native long load(String key, String path, byte[] config, int options);
 
     /**
      * Loads a new version of a loaded key and swaps it in once it is fully initialised.
@@ -46,9 +59,10 @@ final class NativeBridge {
      * @param key the loaded key
      * @param path the plugin file
      * @param config configuration bytes for the plugin's init; never {@code null}
+     * @param options a combination of the {@code OPTION_} bits of this class
      * @return the new generation
      */
-    static native long replace(String key, String path, byte[] config);
+    static native long replace(String key, String path, byte[] config, int options);
 
     /**
      * Removes a key; its version is closed once its calls in flight have returned.

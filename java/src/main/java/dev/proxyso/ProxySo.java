@@ -31,11 +31,12 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Every method throws {@link NullPointerException} for a {@code null} argument,
  * {@link IllegalArgumentException} for an empty key or path, and {@link UnsatisfiedLinkError} if
- * {@code libproxy.so} itself cannot be loaded.
+ * {@code libproxy.so} itself cannot be loaded. Any other Unicode text is a key, except that
+ * {@code load}, {@code replace} and {@code unload} refuse with {@link IllegalArgumentException} a
+ * key longer than 1024 bytes of UTF-8 or holding a control character; {@code call},
+ * {@code info} and {@code awaitRetired} find no library under such a key.
  */
 public final class ProxySo {
-    private static final byte[] NO_CONFIG = new byte[0];
-
     private ProxySo() {
     }
 
@@ -49,11 +50,12 @@ public final class ProxySo {
      * @throws LibraryLoadException if the library cannot be loaded or its init fails
      */
     public static long load(String key, String path) {
-        return load(key, path, NO_CONFIG);
+        return load(key, path, LoadOptions.defaults());
     }
 
     /**
-     * Loads a plugin library under a new key, passing configuration bytes to its init.
+     * Loads a plugin library under a new key, passing configuration bytes to its init; the same as
+     * {@link #load(String, String, LoadOptions)} with options that carry only this configuration.
      *
      * @param key the key to load it under; not loaded yet, not empty
      * @param path the plugin library file
@@ -63,11 +65,29 @@ public final class ProxySo {
      * @throws LibraryLoadException if the library cannot be loaded or its init fails
      */
     public static long load(String key, String path, byte[] config) {
+        return load(key, path, withConfig(config));
+    }
+
+    /**
+     * Loads a plugin library under a new key with the given options: the configuration bytes
+     * handed to its init, and whether its retired versions stay mapped and it may change the JVM's
+     * signal handlers.
+     *
+     * @param key the key to load it under; not loaded yet, not empty
+     * @param path the plugin library file
+     * @param options how to load it; {@link LoadOptions#defaults()} for the defaults
+     * @return the generation of the loaded version (1 on the first load of a key)
+     * @throws LibraryExistsException if a library is already loaded under the key
+     * @throws LibraryLoadException if the library cannot be loaded or its init fails, or (unless
+     *     {@link LoadOptions#isAllowSignalHandlers()}) it changed a signal handler the JVM relies
+     *     on, which is then restored
+     */
+    public static long load(String key, String path, LoadOptions options) {
         NativeLoader.ensureLoaded();
         checkKey(key);
         checkPath(path);
-        checkNotNull(config, "config");
-        return NativeBridge.load(key, path, config);
+        checkNotNull(options, "options");
+        return NativeBridge.load(key, path, options.config(), options.bits());
     }
 
     /**
@@ -82,7 +102,7 @@ public final class ProxySo {
      * @see #replace(String, String, byte[])
      */
     public static long replace(String key, String path) {
-        return replace(key, path, NO_CONFIG);
+        return replace(key, path, LoadOptions.defaults());
     }
 
     /**
@@ -98,13 +118,34 @@ public final class ProxySo {
      * @return the new generation, larger than every earlier one of the key
      * @throws NoSuchLibraryException if no library is loaded under the key
      * @throws LibraryLoadException if the new version cannot be loaded; the old one keeps serving
+     * @see #replace(String, String, LoadOptions)
      */
     public static long replace(String key, String path, byte[] config) {
+        return replace(key, path, withConfig(config));
+    }
+
+    /**
+     * Replaces the library loaded under a key by a new version loaded with the given options, as
+     * {@link #replace(String, String, byte[])} does with a configuration alone. The options apply
+     * to the new version only: whether the old version stays mapped after it retires was decided
+     * when it was loaded.
+     *
+     * @param key the loaded key
+     * @param path the plugin library file; may be the same path as before, even when the file
+     *     was overwritten in place
+     * @param options how to load the new version; {@link LoadOptions#defaults()} for the defaults
+     * @return the new generation, larger than every earlier one of the key
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws LibraryLoadException if the new version cannot be loaded, or (unless
+     *     {@link LoadOptions#isAllowSignalHandlers()}) it changed a signal handler the JVM relies
+     *     on, which is then restored; the old version keeps serving
+     */
+    public static long replace(String key, String path, LoadOptions options) {
         NativeLoader.ensureLoaded();
         checkKey(key);
         checkPath(path);
-        checkNotNull(config, "config");
-        return NativeBridge.replace(key, path, config);
+        checkNotNull(options, "options");
+        return NativeBridge.replace(key, path, options.config(), options.bits());
     }
 
     /**
@@ -223,6 +264,13 @@ public final class ProxySo {
         long millis = nanos <= 0 ? 0
                 : TimeUnit.NANOSECONDS.toMillis(nanos) + (nanos % 1_000_000L == 0 ? 0 : 1);
         return NativeBridge.awaitRetired(key, millis);
+    }
+
+    /** Options that carry only a configuration; a null one is refused by name. */
+    private static LoadOptions withConfig(byte[] config) {
+        checkNotNull(config, "config");
+        return config.length == 0
+                ? LoadOptions.defaults() : LoadOptions.builder().config(config).build();
     }
 
     private static void checkKey(String key) {

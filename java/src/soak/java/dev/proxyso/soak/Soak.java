@@ -1,0 +1,774 @@
+package dev.proxyso.soak;
+
+import dev.proxyso.LibraryInfo;
+import dev.proxyso.ProxySo;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
+import java.util.AbstractMap;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import javax.management.JMException;
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
+
+/**
+ * The soak run: hot replacement under load for a fixed time, with figures a reviewer can rerun and
+ * goals it checks.
+ *
+ * <p>{@code --threads} calling threads call the default method of key {@code model} non-stop and
+ * check every answer: the Rust example version 1 answers its input, version 2 its input followed
+ * by {@code ",ab"}. Meanwhile one thread replaces {@code model} as fast as it can, alternating the
+ * two versions, both copied in turn over one file overwritten in place (same inode, like
+ * {@code cp new.so live.so}) and replaced from that one path; and another thread loads a second
+ * key, {@code churn}, calls it once and unloads it, in a loop, alternating the C++ and the Rust
+ * example.
+ *
+ * <p>A warm-up phase of the same work (one second by default) comes first, so that the JIT, the
+ * JVM's own threads and the allocator have settled; the baseline figures are taken after it. The
+ * soak prints its counters every {@code --interval-ms}, and the process's figures at the start,
+ * after the warm-up and at the end (once every thread has stopped, {@code churn} is unloaded and
+ * every retired version is closed, after a {@code System.gc()} and a short settle):
+ *
+ * <ul>
+ *   <li>mapped plugin copies: distinct snapshot files in {@code /proc/self/maps} (the directories
+ *       {@code proxyso-XXXXXX} below the snapshot directory, learnt from
+ *       {@link LibraryInfo#getSnapshotPath()});
+ *   <li>open file descriptors ({@code /proc/self/fd});
+ *   <li>threads ({@code Threads:} of {@code /proc/self/status}); the JVM starts and stops its
+ *       garbage collector and JIT compiler workers on its own, so the goal compares the count
+ *       without them, and both counts are printed;
+ *   <li>RSS ({@code VmRSS:} of {@code /proc/self/status}), as found and once more after the
+ *       JVM's {@code System.trim_native_heap} ({@code malloc_trim}, OpenJDK 17.0.9 and later).
+ *       glibc keeps freed memory resident in its per-thread arenas: the JIT compiler's, after a
+ *       large compilation, or a thread's whose allocations were freed all at once. The goal
+ *       compares the trimmed figures, which count only memory still in use and so grow with a
+ *       leak and not with allocator retention; both are printed. Run it with a fixed,
+ *       pre-touched heap ({@code -Xms128m -Xmx128m -XX:+AlwaysPreTouch}, as {@code gradle soak}
+ *       does) so that the Java heap growing into its reservation does not count either.
+ * </ul>
+ *
+ * <p>Goals, each printed as a {@code PASS} or {@code FAIL} line: no call, replace, load or unload
+ * failed; both versions answered; 10,000 or more replacements and 1,000,000 or more calls (checked
+ * only for runs of the default length, {@value #DEFAULT_SECONDS} s, or longer); mapped plugin
+ * copies back to the live count (1: {@code model}); open file descriptors and threads back to
+ * the baseline; no retired version pinned ({@link LibraryInfo#getPinnedVersions()}); RSS growth
+ * from the baseline under 5 MiB; and no copy left mapped once
+ * {@code model} is unloaded too. The exit status is 0 if every goal passed, 1 if one failed, 2 if
+ * the soak could not run.
+ *
+ * <pre>
+ * gradle soak
+ * gradle soak -PsoakArgs="--threads 8 --seconds 60"
+ * java -Xcheck:jni -Xms128m -Xmx128m -XX:+AlwaysPreTouch \
+ *     -cp build/libs/proxyso-0.1.0.jar:build/classes/java/soak dev.proxyso.soak.Soak \
+ *     --plugins build/plugins --threads 4 --seconds 5
+ * </pre>
+ *
+ * Options (each also a system property {@code soak.<name>}): {@code --threads} (8),
+ * {@code --seconds} ({@value #DEFAULT_SECONDS}), {@code --interval-ms} (5000),
+ * {@code --warmup-ms} (1000), {@code --plugins} (the system property
+ * {@code proxyso.plugins.dir}, else {@code build/plugins}).
+ */
+public final class Soak {
+    /** The default length of a run, and the shortest for which the volume goals are checked. */
+    static final int DEFAULT_SECONDS = 60;
+    private static final long MIN_REPLACEMENTS = 10_000;
+    private static final long MIN_CALLS = 1_000_000;
+    private static final long MAX_RSS_GROWTH_KIB = 5 * 1024;
+
+    private static final String KEY = "model";
+    private static final String CHURN_KEY = "churn";
+    private static final String V2_SUFFIX = ",ab";
+    private static final long RETIRE_TIMEOUT_SECONDS = 30;
+    private static final long SETTLE_MILLIS = 500;
+    private static final int MAX_FAILURES_SHOWN = 10;
+
+    private final int threads;
+    private final int seconds;
+    private final long intervalMillis;
+    private final long warmupMillis;
+    private final Path pluginsDir;
+
+    /** The directory below which every snapshot directory is created; known after the load. */
+    private Path snapshotBase;
+    private final List<String> goalFailures = new ArrayList<String>();
+
+    private Soak(int threads, int seconds, long intervalMillis, long warmupMillis,
+            Path pluginsDir) {
+        this.threads = threads;
+        this.seconds = seconds;
+        this.intervalMillis = intervalMillis;
+        this.warmupMillis = warmupMillis;
+        this.pluginsDir = pluginsDir;
+    }
+
+    /**
+     * Runs the soak and exits with its status.
+     *
+     * @param args options, see the class comment
+     */
+    public static void main(String[] args) {
+        int status;
+        try {
+            Options options = new Options(args);
+            Soak soak = new Soak(
+                    Integer.parseInt(options.get("threads", "8")),
+                    Integer.parseInt(options.get("seconds", Integer.toString(DEFAULT_SECONDS))),
+                    Long.parseLong(options.get("interval-ms", "5000")),
+                    Long.parseLong(options.get("warmup-ms", "1000")),
+                    Paths.get(options.get("plugins",
+                            System.getProperty("proxyso.plugins.dir", "build/plugins"))));
+            status = soak.run() ? 0 : 1;
+        } catch (Exception e) {
+            System.out.println("soak: could not run: " + e);
+            e.printStackTrace(System.out);
+            status = 2;
+        }
+        System.out.flush();
+        System.exit(status);
+    }
+
+    private boolean run() throws Exception {
+        byte[][] versions = {
+            Files.readAllBytes(pluginsDir.resolve("libexample_v1.so")),
+            Files.readAllBytes(pluginsDir.resolve("libexample_v2.so")),
+        };
+        String[] churnPaths = {
+            existing(pluginsDir.resolve("libexample_cpp_v1.so")),
+            existing(pluginsDir.resolve("libexample_v1.so")),
+        };
+        Path dir = Files.createTempDirectory("proxyso-soak-");
+        Path live = dir.resolve("live.so");
+        try {
+            Files.write(live, versions[0]);
+            LiveFile liveFile = new LiveFile(live, versions);
+            say("proxyso soak: %d threads call '%s' for %d s while one thread replaces it as "
+                    + "fast as it can from %s (overwritten in place, inode %s, v1 and v2 in turn) "
+                    + "and another loads, calls and unloads '%s' (C++ and Rust example in turn); "
+                    + "%d CPUs, Java %s", threads, KEY, seconds, live, liveFile.inode, CHURN_KEY,
+                    Runtime.getRuntime().availableProcessors(),
+                    System.getProperty("java.version"));
+
+            ProxySo.load(KEY, live.toString());
+            LibraryInfo info = ProxySo.info(KEY);
+            snapshotBase = Paths.get(info.getSnapshotPath()).getParent().getParent();
+            say("loaded '%s' gen %d (%s %s) from snapshot %s; plugin copies are counted below %s",
+                    KEY, info.getGeneration(), info.getName(), info.getVersion(),
+                    info.getSnapshotPath(), snapshotBase.resolve("proxyso-*"));
+            Figures start = Figures.take(snapshotBase, true);
+
+            Phase warmup = new Phase(liveFile, churnPaths);
+            warmup.run(warmupMillis, 0);
+            settle();
+            Figures baseline = Figures.take(snapshotBase, true);
+            say("warm-up: %d ms, %s", warmupMillis, warmup.counters());
+
+            Phase soak = new Phase(liveFile, churnPaths);
+            long started = System.nanoTime();
+            soak.run(seconds * 1000L, intervalMillis);
+            double elapsed = (System.nanoTime() - started) / 1e9;
+            settle();
+            Figures end = Figures.take(snapshotBase, true);
+            LibraryInfo last = ProxySo.info(KEY);
+
+            say("");
+            say("done: %.1f s, %d calling threads", elapsed, threads);
+            say("  calls made        %,d (%,.0f/s)", soak.calls.sum(), soak.calls.sum() / elapsed);
+            say("  calls failed      %,d", soak.failedCalls.sum());
+            say("  answers from v1   %,d", soak.v1.sum());
+            say("  answers from v2   %,d", soak.v2.sum());
+            say("  replacements      %,d (%,.0f/s), failed %d", soak.replacements.sum(),
+                    soak.replacements.sum() / elapsed, soak.failedReplacements.sum());
+            say("  churn cycles      %,d (%,.0f/s), failed %d", soak.churnCycles.sum(),
+                    soak.churnCycles.sum() / elapsed, soak.failedChurn.sum());
+            say("  '%s' now          gen %d (%s), %d versions retired, %d pinned", KEY,
+                    last.getGeneration(), last.getVersion(), last.getRetiredVersions(),
+                    last.getPinnedVersions());
+            for (String failure : soak.failures) {
+                say("  failure: %s", failure);
+            }
+            say("");
+            say("%-24s %12s %15s %12s", "figures", "start", "after warm-up", "end");
+            row("mapped plugin copies", start.mappedCopies.size(), baseline.mappedCopies.size(),
+                    end.mappedCopies.size(), "");
+            row("open file descriptors", start.fds.size(), baseline.fds.size(), end.fds.size(), "");
+            row("threads", start.threads, baseline.threads, end.threads, "");
+            row("  without GC/JIT workers", start.ownThreads(), baseline.ownThreads(),
+                    end.ownThreads(), "");
+            row("RSS", start.rssKiB, baseline.rssKiB, end.rssKiB, " KiB");
+            row("  native heap trimmed", start.trimmedRssKiB, baseline.trimmedRssKiB,
+                    end.trimmedRssKiB, " KiB");
+            say("");
+
+            checkGoals(soak, last, baseline, end);
+
+            ProxySo.unload(KEY);
+            boolean closed = ProxySo.awaitRetired(KEY, RETIRE_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            Figures unloaded = Figures.take(snapshotBase, false);
+            goal(closed && unloaded.mappedCopies.isEmpty(),
+                    "no plugin copy mapped once '" + KEY + "' is unloaded too", "%d %s",
+                    unloaded.mappedCopies.size(), unloaded.mappedCopies);
+
+            if (goalFailures.isEmpty()) {
+                say("soak: PASSED");
+                return true;
+            }
+            say("soak: FAILED: %s", goalFailures);
+            return false;
+        } finally {
+            Files.deleteIfExists(live);
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    private void checkGoals(Phase soak, LibraryInfo last, Figures baseline, Figures end) {
+        goal(soak.failedCalls.sum() == 0, "no call failed", "%,d of %,d",
+                soak.failedCalls.sum(), soak.calls.sum());
+        goal(soak.failedReplacements.sum() == 0 && soak.failedChurn.sum() == 0,
+                "no replace, load or unload failed", "%d replacements, %d churn cycles failed",
+                soak.failedReplacements.sum(), soak.failedChurn.sum());
+        goal(soak.v1.sum() > 0 && soak.v2.sum() > 0, "both versions answered", "v1 %,d, v2 %,d",
+                soak.v1.sum(), soak.v2.sum());
+        if (seconds >= DEFAULT_SECONDS) {
+            goal(soak.replacements.sum() >= MIN_REPLACEMENTS,
+                    String.format(Locale.ROOT, "%,d or more replacements", MIN_REPLACEMENTS),
+                    "%,d", soak.replacements.sum());
+            goal(soak.calls.sum() >= MIN_CALLS,
+                    String.format(Locale.ROOT, "%,d or more calls", MIN_CALLS), "%,d",
+                    soak.calls.sum());
+        } else {
+            say("SKIP %,d or more replacements and %,d or more calls: checked only for runs of "
+                    + "%d s or longer, this one ran %d s", MIN_REPLACEMENTS, MIN_CALLS,
+                    DEFAULT_SECONDS, seconds);
+        }
+        goal(end.mappedCopies.size() == 1 && end.mappedCopies.contains(last.getSnapshotPath()),
+                "mapped plugin copies back to the live count", "%d (live: '%s' gen %d) %s",
+                end.mappedCopies.size(), KEY, last.getGeneration(), end.mappedCopies);
+        goal(last.getPinnedVersions() == 0, "no retired version pinned", "%d of %d",
+                last.getPinnedVersions(), last.getRetiredVersions());
+        goal(end.fds.size() == baseline.fds.size(), "open file descriptors back to the baseline",
+                "%d -> %d%s", baseline.fds.size(), end.fds.size(),
+                Figures.difference(baseline.fds, end.fds));
+        goal(end.ownThreads() == baseline.ownThreads(),
+                "threads back to the baseline (without the JVM's GC and JIT workers)",
+                "%d -> %d (all threads: %d -> %d)%s", baseline.ownThreads(), end.ownThreads(),
+                baseline.threads, end.threads,
+                Figures.difference(baseline.threadNames, end.threadNames));
+        boolean trimmed = baseline.trimmedRssKiB > 0 && end.trimmedRssKiB > 0;
+        long from = trimmed ? baseline.trimmedRssKiB : baseline.rssKiB;
+        long to = trimmed ? end.trimmedRssKiB : end.rssKiB;
+        long growth = to - from;
+        goal(growth < MAX_RSS_GROWTH_KIB, "RSS growth under 5 MiB",
+                "%+,d KiB (%,d -> %,d KiB, %s; untrimmed %+,d KiB)%s",
+                growth, from, to, trimmed ? "native heap trimmed" : "the JVM cannot trim",
+                end.rssKiB - baseline.rssKiB,
+                growth < MAX_RSS_GROWTH_KIB ? "" : Figures.grownMappings(baseline, end));
+    }
+
+    /** Prints {@code PASS name: detail} or {@code FAIL name: detail} and remembers a failure. */
+    private void goal(boolean passed, String name, String detail, Object... args) {
+        say("%s %s: %s", passed ? "PASS" : "FAIL", name, String.format(Locale.ROOT, detail, args));
+        if (!passed) {
+            goalFailures.add(name);
+        }
+    }
+
+    /** Waits for every retired version to close, then lets the JVM settle before measuring. */
+    private static void settle() throws InterruptedException {
+        for (String key : new String[] {KEY, CHURN_KEY}) {
+            if (!ProxySo.awaitRetired(key, RETIRE_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                say("retired versions of '%s' still not closed after %d s", key,
+                        RETIRE_TIMEOUT_SECONDS);
+            }
+        }
+        System.gc();
+        Thread.sleep(SETTLE_MILLIS);
+    }
+
+    private static void row(String name, long start, long baseline, long end, String unit) {
+        say("%-24s %12s %15s %12s", name, String.format(Locale.ROOT, "%,d%s", start, unit),
+                String.format(Locale.ROOT, "%,d%s", baseline, unit),
+                String.format(Locale.ROOT, "%,d%s", end, unit));
+    }
+
+    /** The resident set size, or -1 if it cannot be read. */
+    private static long rssKiB() {
+        try {
+            return Figures.status().get("VmRSS");
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    private static String existing(Path path) throws IOException {
+        if (!Files.isRegularFile(path)) {
+            throw new IOException("missing plugin " + path + " (gradle assemble builds it)");
+        }
+        return path.toString();
+    }
+
+    private static void say(String format, Object... args) {
+        System.out.println(String.format(Locale.ROOT, format, args));
+        System.out.flush();
+    }
+
+    /** One phase of work: the calling threads, the replacing thread and the churning thread. */
+    private final class Phase {
+        private final LiveFile live;
+        private final String[] churnPaths;
+        final LongAdder calls = new LongAdder();
+        final LongAdder failedCalls = new LongAdder();
+        final LongAdder v1 = new LongAdder();
+        final LongAdder v2 = new LongAdder();
+        final LongAdder replacements = new LongAdder();
+        final LongAdder failedReplacements = new LongAdder();
+        final LongAdder churnCycles = new LongAdder();
+        final LongAdder failedChurn = new LongAdder();
+        final ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<String>();
+        private final AtomicInteger failuresKept = new AtomicInteger();
+        private volatile boolean stopping;
+
+        Phase(LiveFile live, String[] churnPaths) {
+            this.live = live;
+            this.churnPaths = churnPaths;
+        }
+
+        /** Runs for the given time, printing the counters every interval (0: never). */
+        void run(long millis, long interval) throws InterruptedException {
+            List<Thread> workers = new ArrayList<Thread>();
+            for (int t = 0; t < threads; t++) {
+                final String prefix = "call-" + t + "-";
+                workers.add(start("soak-caller-" + t, new Runnable() {
+                    @Override
+                    public void run() {
+                        call(prefix);
+                    }
+                }));
+            }
+            workers.add(start("soak-replacer", new Runnable() {
+                @Override
+                public void run() {
+                    replace();
+                }
+            }));
+            workers.add(start("soak-churn", new Runnable() {
+                @Override
+                public void run() {
+                    churn();
+                }
+            }));
+            long begin = System.nanoTime();
+            long deadline = begin + TimeUnit.MILLISECONDS.toNanos(millis);
+            long next = interval > 0 ? begin + TimeUnit.MILLISECONDS.toNanos(interval) : deadline;
+            while (true) {
+                long now = System.nanoTime();
+                if (now >= deadline) {
+                    break;
+                }
+                long wake = Math.min(next, deadline);
+                if (wake > now) {
+                    TimeUnit.NANOSECONDS.sleep(wake - now);
+                    continue;
+                }
+                if (interval > 0 && now >= next) {
+                    say("[%5.1fs] %s | RSS %,d KiB", (now - begin) / 1e9, counters(), rssKiB());
+                    next += TimeUnit.MILLISECONDS.toNanos(interval);
+                }
+            }
+            stopping = true;
+            for (Thread worker : workers) {
+                worker.join();
+            }
+        }
+
+        String counters() {
+            return String.format(Locale.ROOT, "calls %,d, failed %,d | v1 %,d, v2 %,d | "
+                    + "replacements %,d | churn cycles %,d", calls.sum(), failedCalls.sum(),
+                    v1.sum(), v2.sum(), replacements.sum(), churnCycles.sum());
+        }
+
+        private Thread start(String name, Runnable body) {
+            Thread thread = new Thread(body, name);
+            thread.start();
+            return thread;
+        }
+
+        /** One calling thread: call, check the answer against both versions, count. */
+        private void call(String prefix) {
+            long n = 0;
+            while (!stopping) {
+                String input = prefix + n++;
+                calls.increment();
+                try {
+                    String answer = ProxySo.call(KEY, input);
+                    if (answer.equals(input)) {
+                        v1.increment();
+                    } else if (answer.length() == input.length() + V2_SUFFIX.length()
+                            && answer.startsWith(input) && answer.endsWith(V2_SUFFIX)) {
+                        v2.increment();
+                    } else {
+                        failedCalls.increment();
+                        record("wrong answer to " + input + ": " + answer);
+                    }
+                } catch (RuntimeException | Error e) {
+                    failedCalls.increment();
+                    record("call " + input + ": " + e);
+                }
+            }
+        }
+
+        /** The replacing thread: overwrite the one file in place, replace from it, repeat. */
+        private void replace() {
+            String path = live.path.toString();
+            while (!stopping) {
+                try {
+                    live.flip();
+                    ProxySo.replace(KEY, path);
+                    replacements.increment();
+                } catch (IOException | RuntimeException | Error e) {
+                    failedReplacements.increment();
+                    record("replace: " + e);
+                }
+            }
+        }
+
+        /** The churning thread: load, call once and unload the second key, repeat. */
+        private void churn() {
+            for (int i = 0; !stopping; i++) {
+                String path = churnPaths[i % churnPaths.length];
+                boolean loaded = false;
+                try {
+                    ProxySo.load(CHURN_KEY, path);
+                    loaded = true;
+                    String input = "churn-" + i;
+                    String answer = ProxySo.call(CHURN_KEY, input);
+                    if (!answer.equals(input)) {
+                        throw new IllegalStateException("wrong answer to " + input + ": " + answer);
+                    }
+                } catch (RuntimeException | Error e) {
+                    failedChurn.increment();
+                    record("churn " + path + ": " + e);
+                } finally {
+                    if (loaded) {
+                        unloadChurn();
+                    }
+                }
+                churnCycles.increment();
+            }
+        }
+
+        private void unloadChurn() {
+            try {
+                if (!ProxySo.unload(CHURN_KEY)) {
+                    failedChurn.increment();
+                    record("unload of '" + CHURN_KEY + "' returned false");
+                }
+            } catch (RuntimeException | Error e) {
+                failedChurn.increment();
+                record("unload of '" + CHURN_KEY + "': " + e);
+            }
+        }
+
+        private void record(String failure) {
+            if (failuresKept.incrementAndGet() <= MAX_FAILURES_SHOWN) {
+                failures.add(failure);
+            }
+        }
+    }
+
+    /** The one file the replacing thread overwrites in place, and the two contents it takes. */
+    private static final class LiveFile {
+        final Path path;
+        final Object inode;
+        private final byte[][] versions;
+        /** The version the file holds now, 0 or 1. */
+        private int current;
+
+        LiveFile(Path path, byte[][] versions) throws IOException {
+            this.path = path;
+            this.versions = versions;
+            this.inode = Files.getAttribute(path, "unix:ino");
+        }
+
+        /**
+         * Writes the other version over the file in place, keeping its inode. No fsync: the
+         * process reads the file back through the page cache, which a write updates at once.
+         */
+        void flip() throws IOException {
+            current ^= 1;
+            byte[] content = versions[current];
+            FileChannel channel = FileChannel.open(path, StandardOpenOption.WRITE);
+            try {
+                ByteBuffer buffer = ByteBuffer.wrap(content);
+                long position = 0;
+                while (buffer.hasRemaining()) {
+                    position += channel.write(buffer, position);
+                }
+                channel.truncate(content.length);
+            } finally {
+                channel.close();
+            }
+            Object now = Files.getAttribute(path, "unix:ino");
+            if (!inode.equals(now)) {
+                throw new IOException(path + " changed inode from " + inode + " to " + now);
+            }
+        }
+    }
+
+    /** What the process holds at one moment, read from {@code /proc/self}. */
+    private static final class Figures {
+        /** Thread names (as in {@code /proc/self/task/N/comm}) of the JVM's self-sizing pools. */
+        private static final String[] JVM_WORKERS = {
+            "C1 CompilerThre", "C2 CompilerThre", "GC Thread#", "G1 Conc#", "G1 Refine#",
+        };
+
+        final TreeSet<String> mappedCopies = new TreeSet<String>();
+        /** Open descriptors: number to what it points at. */
+        final Map<String, String> fds = new TreeMap<String, String>();
+        /** Thread id to name. */
+        final Map<String, String> threadNames = new TreeMap<String, String>();
+        /** Resident KiB of each mapping of {@code /proc/self/smaps}, by start address and file. */
+        final Map<String, Long> residentByMapping = new TreeMap<String, Long>();
+        long threads;
+        /** VmRSS as found. */
+        long rssKiB;
+        /** VmRSS once free malloc memory was given back to the system; -1 if it cannot be. */
+        long trimmedRssKiB = -1;
+
+        /**
+         * Reads the figures. With {@code trim}, RSS is read a second time after the JVM's
+         * {@code System.trim_native_heap} ({@code malloc_trim}): glibc keeps memory freed by any
+         * thread (the JIT compiler's arenas, a plugin's buffers) in its free lists, resident, and
+         * the trimmed figure counts only memory still in use, which is what a leak would grow.
+         */
+        static Figures take(Path snapshotBase, boolean trim) throws IOException {
+            Figures figures = new Figures();
+            figures.rssKiB = status().get("VmRSS");
+            if (trim && trimNativeHeap()) {
+                figures.trimmedRssKiB = status().get("VmRSS");
+            }
+            for (String line : Files.readAllLines(Paths.get("/proc/self/maps"),
+                    StandardCharsets.UTF_8)) {
+                // The path is the last column, the only one that starts with '/'.
+                int at = line.indexOf('/');
+                if (at < 0) {
+                    continue;
+                }
+                Path file = Paths.get(line.substring(at).replace(" (deleted)", ""));
+                Path dir = file.getParent();
+                if (dir != null && snapshotBase.equals(dir.getParent())
+                        && dir.getFileName().toString().startsWith("proxyso-")) {
+                    figures.mappedCopies.add(file.toString());
+                }
+            }
+            try (DirectoryStream<Path> fds = Files.newDirectoryStream(Paths.get("/proc/self/fd"))) {
+                for (Path fd : fds) {
+                    String target;
+                    try {
+                        target = Files.readSymbolicLink(fd).toString();
+                    } catch (IOException e) {
+                        // The descriptor of this very listing, closed by now.
+                        target = "(closed)";
+                    }
+                    figures.fds.put(fd.getFileName().toString(), target);
+                }
+            }
+            try (DirectoryStream<Path> tasks =
+                    Files.newDirectoryStream(Paths.get("/proc/self/task"))) {
+                for (Path task : tasks) {
+                    String name;
+                    try {
+                        name = new String(Files.readAllBytes(task.resolve("comm")),
+                                StandardCharsets.UTF_8).trim();
+                    } catch (IOException e) {
+                        // The thread ended while the list was read.
+                        continue;
+                    }
+                    figures.threadNames.put(task.getFileName().toString(), name);
+                }
+            }
+            String mapping = null;
+            for (String line : Files.readAllLines(Paths.get("/proc/self/smaps"),
+                    StandardCharsets.ISO_8859_1)) {
+                if (line.startsWith("Rss:") && mapping != null) {
+                    long kib = Long.parseLong(line.substring(4).replace("kB", "").trim());
+                    Long before = figures.residentByMapping.get(mapping);
+                    figures.residentByMapping.put(mapping, kib + (before == null ? 0 : before));
+                } else if (!line.isEmpty() && Character.digit(line.charAt(0), 16) >= 0
+                        && line.indexOf('-') > 0 && line.indexOf('-') < line.indexOf(' ')) {
+                    // A mapping's header: "start-end perms offset dev inode [path]".
+                    int at = line.indexOf('/');
+                    String file = at >= 0 ? line.substring(at)
+                            : line.replaceFirst("^(\\S+\\s+){5}", "").trim();
+                    mapping = line.substring(0, line.indexOf('-')) + " "
+                            + (file.isEmpty() ? "[anonymous]" : file);
+                }
+            }
+            figures.threads = status().get("Threads");
+            return figures;
+        }
+
+        /** {@code Threads} and {@code VmRSS} (in KiB) of {@code /proc/self/status}. */
+        static Map<String, Long> status() throws IOException {
+            Map<String, Long> values = new TreeMap<String, Long>();
+            for (String line : Files.readAllLines(Paths.get("/proc/self/status"),
+                    StandardCharsets.UTF_8)) {
+                int colon = line.indexOf(':');
+                String name = colon < 0 ? "" : line.substring(0, colon);
+                if (name.equals("Threads") || name.equals("VmRSS")) {
+                    values.put(name, Long.parseLong(
+                            line.substring(colon + 1).replace("kB", "").trim()));
+                }
+            }
+            if (values.size() != 2) {
+                throw new IOException("no Threads or VmRSS in /proc/self/status: " + values);
+            }
+            return values;
+        }
+
+        /**
+         * Asks the JVM to hand free malloc memory back to the system ({@code jcmd PID
+         * System.trim_native_heap}, in OpenJDK 17.0.9 and later).
+         *
+         * @return whether the JVM could
+         */
+        private static boolean trimNativeHeap() {
+            try {
+                MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+                ObjectName commands = new ObjectName("com.sun.management:type=DiagnosticCommand");
+                Object result = server.invoke(commands, "systemTrimNativeHeap", new Object[0],
+                        new String[0]);
+                return String.valueOf(result).contains("Trim native heap");
+            } catch (JMException | RuntimeException e) {
+                return false;
+            }
+        }
+
+        /** Threads other than the GC and JIT workers the JVM starts and stops on its own. */
+        long ownThreads() {
+            long own = 0;
+            for (String name : threadNames.values()) {
+                if (!isJvmWorker(name)) {
+                    own++;
+                }
+            }
+            return own;
+        }
+
+        private static boolean isJvmWorker(String name) {
+            for (String worker : JVM_WORKERS) {
+                if (name.startsWith(worker)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** The five mappings that grew most between two figures, for a FAIL line. */
+        static String grownMappings(Figures before, Figures after) {
+            List<Map.Entry<String, Long>> grown = new ArrayList<Map.Entry<String, Long>>();
+            for (Map.Entry<String, Long> entry : after.residentByMapping.entrySet()) {
+                Long was = before.residentByMapping.get(entry.getKey());
+                long growth = entry.getValue() - (was == null ? 0 : was);
+                if (growth > 0) {
+                    grown.add(new AbstractMap.SimpleEntry<String, Long>(entry.getKey(),
+                            growth));
+                }
+            }
+            grown.sort(new Comparator<Map.Entry<String, Long>>() {
+                @Override
+                public int compare(Map.Entry<String, Long> a, Map.Entry<String, Long> b) {
+                    return Long.compare(b.getValue(), a.getValue());
+                }
+            });
+            StringBuilder text = new StringBuilder("; grown most:");
+            for (Map.Entry<String, Long> entry : grown.subList(0, Math.min(5, grown.size()))) {
+                text.append(String.format(Locale.ROOT, " %s %+,d KiB;", entry.getKey(),
+                        entry.getValue()));
+            }
+            return text.toString();
+        }
+
+        /** What was added to or removed from a map of descriptors or threads, for a FAIL line. */
+        static String difference(Map<String, String> before, Map<String, String> after) {
+            StringBuilder text = new StringBuilder();
+            for (Map.Entry<String, String> entry : after.entrySet()) {
+                if (!entry.getValue().equals(before.get(entry.getKey()))) {
+                    text.append(text.length() == 0 ? "; new: " : ", ")
+                            .append(entry.getKey()).append('=').append(entry.getValue());
+                }
+            }
+            StringBuilder gone = new StringBuilder();
+            for (Map.Entry<String, String> entry : before.entrySet()) {
+                if (!entry.getValue().equals(after.get(entry.getKey()))) {
+                    gone.append(gone.length() == 0 ? "; gone: " : ", ")
+                            .append(entry.getKey()).append('=').append(entry.getValue());
+                }
+            }
+            String all = text.append(gone).toString();
+            return all.length() > 2000 ? all.substring(0, 2000) + "..." : all;
+        }
+    }
+
+    /** {@code --name value}, {@code --name=value}, or the system property {@code soak.name}. */
+    private static final class Options {
+        private static final String[] NAMES = {
+            "threads", "seconds", "interval-ms", "warmup-ms", "plugins",
+        };
+        private final String[] args;
+
+        Options(String[] args) {
+            this.args = args;
+            for (int i = 0; i < args.length; i++) {
+                String arg = args[i];
+                if (arg.equals("-h") || arg.equals("--help")) {
+                    System.out.println("usage: Soak [--threads N] [--seconds N] [--interval-ms N] "
+                            + "[--warmup-ms N] [--plugins DIR]");
+                    System.exit(0);
+                }
+                String name = arg.startsWith("--") ? arg.substring(2).replaceFirst("=.*", "") : "";
+                boolean known = false;
+                for (String option : NAMES) {
+                    known |= option.equals(name);
+                }
+                if (!known) {
+                    throw new IllegalArgumentException("unexpected argument " + arg
+                            + " (try --help)");
+                }
+                if (!arg.contains("=")) {
+                    i++;
+                }
+            }
+        }
+
+        String get(String name, String fallback) {
+            String flag = "--" + name;
+            for (int i = 0; i < args.length; i++) {
+                if (args[i].equals(flag) && i + 1 < args.length) {
+                    return args[i + 1];
+                }
+                if (args[i].startsWith(flag + "=")) {
+                    return args[i].substring(flag.length() + 1);
+                }
+            }
+            return System.getProperty("soak." + name, fallback);
+        }
+    }
+}
