@@ -14,7 +14,7 @@ use proxyso_abi as abi;
 use crate::error::LoadError;
 use crate::host::{ErrorSlot, HostServices, OutputBuf, Reported};
 use crate::signals;
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, Snapshot, SnapshotDir};
 
 /// More methods than any real plugin has: a larger count means the descriptor is garbage.
 const MAX_METHODS: usize = 4096;
@@ -102,11 +102,11 @@ impl Plugin {
     /// the JVM's signal handlers are as they were.
     pub fn open(
         source: &Path,
-        snapshot_dir: &Path,
+        snapshots: &SnapshotDir,
         options: &LoadOptions<'_>,
         label: &str,
     ) -> Result<Plugin, LoadError> {
-        let snapshot = Snapshot::take(source, snapshot_dir)?;
+        let snapshot = snapshots.take(source)?;
         let shown = source.display().to_string();
         let signals = signals::Snapshot::take();
         let opened = open_snapshot(&snapshot, &shown, options, label);
@@ -243,6 +243,18 @@ impl Drop for Plugin {
         // Dropping the handle dlcloses it.
         self.library.take();
     }
+}
+
+/// True when the dynamic linker still has the library named `snapshot` loaded: after `dlclose`
+/// that means something pins it (a thread-local destructor, an `STB_GNU_UNIQUE` symbol).
+///
+/// Asks glibc by name with `RTLD_NOLOAD`, which maps nothing, and for an unloaded library whose
+/// snapshot is already deleted costs one failed `open`: far cheaper than reading
+/// `/proc/self/maps`, which in a JVM runs to thousands of lines.
+pub fn still_loaded(snapshot: &Path) -> bool {
+    // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; the extra reference a
+    // hit takes is dropped (dlclosed) at once.
+    unsafe { Library::open(Some(snapshot), RTLD_NOW | libc::RTLD_NOLOAD) }.is_ok()
 }
 
 /// Opens the snapshot, checks the descriptor and runs `init`: the part of a load during which

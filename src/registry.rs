@@ -15,6 +15,7 @@ use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use crate::error::Error;
 use crate::plugin::{LoadOptions, Plugin};
 use crate::retire::{Ledger, RetireStats};
+use crate::snapshot::SnapshotDir;
 use crate::version::Version;
 
 /// The longest key accepted, in UTF-8 bytes.
@@ -67,7 +68,7 @@ pub struct Registry {
     /// Serialises changes to the key map (not calls, not replaces).
     writers: Mutex<()>,
     ledger: Arc<Ledger>,
-    snapshot_dir: Mutex<PathBuf>,
+    snapshots: SnapshotDir,
 }
 
 impl Registry {
@@ -77,13 +78,23 @@ impl Registry {
             slots: ArcSwap::default(),
             writers: Mutex::new(()),
             ledger: Arc::default(),
-            snapshot_dir: Mutex::new(snapshot_dir),
+            snapshots: SnapshotDir::new(snapshot_dir),
         }
     }
 
     /// Changes where later loads write their private snapshots.
     pub fn set_snapshot_dir(&self, dir: PathBuf) {
-        *lock(&self.snapshot_dir) = dir;
+        self.snapshots.set_parent(dir);
+    }
+
+    /// Removes the snapshot directory at process exit (a static registry is never dropped).
+    pub fn clean_up_at_exit(&self) {
+        self.snapshots.remove_if_idle();
+    }
+
+    /// The private directory the snapshots go to, once the first load made it.
+    pub fn snapshot_dir(&self) -> Option<PathBuf> {
+        self.snapshots.private_path()
     }
 
     /// Loads the plugin at `path` under a new `key` with default options; returns 1.
@@ -277,8 +288,7 @@ impl Registry {
     }
 
     fn open(&self, key: &str, path: &str, options: &LoadOptions<'_>) -> Result<Plugin, Error> {
-        let dir = lock(&self.snapshot_dir).clone();
-        Plugin::open(Path::new(path), &dir, options, key).map_err(|cause| Error::Load {
+        Plugin::open(Path::new(path), &self.snapshots, options, key).map_err(|cause| Error::Load {
             key: key.into(),
             path: path.into(),
             cause,

@@ -13,8 +13,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::maps;
-use crate::plugin::Plugin;
+use crate::plugin::{self, Plugin};
 
 /// Counts, per key, the versions that left service and are not closed yet.
 #[derive(Debug, Default)]
@@ -120,7 +119,7 @@ impl Retiring {
             eprintln!("proxyso ERROR [{key} gen {generation}] closing the library panicked");
         }
         // Report, rather than pretend it was unloaded, a library that something pins.
-        if !kept && matches!(maps::is_mapped(&snapshot), Ok(true)) {
+        if !kept && plugin::still_loaded(&snapshot) {
             stats.pinned.fetch_add(1, Ordering::Relaxed);
             eprintln!(
                 "proxyso WARN [{key} gen {generation}] {} stayed mapped after dlclose: something \

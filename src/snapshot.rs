@@ -4,15 +4,19 @@
 //! by inode, so opening a path that is already open hands back the old handle and the new
 //! version silently never loads; and a file overwritten in place (`cp new.so live.so`) changes
 //! the pages of the code that is mapped and running. So every load copies the file, read once
-//! through one descriptor, into a fresh owner-only directory under a name no other load in this
+//! through one descriptor, into an owner-only directory under a name no other load in this
 //! process has used, opens that copy, and deletes it at once: the mapping keeps the inode alive,
 //! nothing is left on disk, and no later change to the source can reach mapped code.
+//!
+//! The directory is made once per registry rather than per load: on ext4 a `mkdir` and `rmdir`
+//! cost as much as copying a small library.
 
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::elf;
 use crate::error::LoadError;
@@ -20,16 +24,59 @@ use crate::error::LoadError;
 /// Tells snapshot names apart for the life of the process, so no two can ever match by name.
 static SEQUENCE: AtomicU64 = AtomicU64::new(1);
 
-/// A private copy of a plugin file; the copy and its directory are deleted on drop.
+/// Where a registry writes its snapshots: an owner-only directory below a parent, made on the
+/// first load and removed (with anything left in it) when this is dropped.
 #[derive(Debug)]
-pub struct Snapshot {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
+pub struct SnapshotDir {
+    state: Mutex<DirState>,
 }
 
-impl Snapshot {
-    /// Copies `source` into a new owner-only directory below `dir`.
-    pub fn take(source: &Path, dir: &Path) -> Result<Snapshot, LoadError> {
+#[derive(Debug)]
+struct DirState {
+    parent: PathBuf,
+    private: Option<tempfile::TempDir>,
+}
+
+impl SnapshotDir {
+    /// Snapshots will go into a new private directory below `parent`.
+    pub fn new(parent: PathBuf) -> SnapshotDir {
+        SnapshotDir {
+            state: Mutex::new(DirState {
+                parent,
+                private: None,
+            }),
+        }
+    }
+
+    /// Later snapshots go below `parent` (the current private directory is dropped).
+    pub fn set_parent(&self, parent: PathBuf) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.parent != parent {
+            *state = DirState {
+                parent,
+                private: None,
+            };
+        }
+    }
+
+    /// Removes the private directory if it is empty and no load holds it: for process exit,
+    /// where this registry is never dropped. Never waits.
+    pub fn remove_if_idle(&self) {
+        if let Ok(state) = self.state.try_lock() {
+            if let Some(private) = &state.private {
+                let _ = fs::remove_dir(private.path());
+            }
+        }
+    }
+
+    /// The private directory, if one was made.
+    pub fn private_path(&self) -> Option<PathBuf> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.private.as_ref().map(|d| d.path().to_path_buf())
+    }
+
+    /// Copies `source` into the private directory and checks the copy.
+    pub fn take(&self, source: &Path) -> Result<Snapshot, LoadError> {
         // Read through one open descriptor: what is checked is what is copied. O_NONBLOCK so
         // that opening a FIFO returns at once (to be refused below) instead of waiting for a
         // writer; it changes nothing for regular files.
@@ -45,40 +92,82 @@ impl Snapshot {
         if !meta.is_file() {
             return Err(LoadError::NotAFile("a device, pipe or socket"));
         }
-        let snapshot_error = |source| LoadError::Snapshot {
-            dir: dir.display().to_string(),
-            source,
-        };
-        // Owner-only: no other user may swap the copy between writing and dlopen.
-        let private = tempfile::Builder::new()
-            .prefix("proxyso-")
-            .permissions(fs::Permissions::from_mode(0o700))
-            .tempdir_in(dir)
-            .map_err(snapshot_error)?;
         let base = source
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plugin.so".to_owned());
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let path = private
-            .path()
-            .join(format!("{}-{seq}-{base}", std::process::id()));
-        let mut copy = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(snapshot_error)?;
-        io::copy(&mut file, &mut copy).map_err(snapshot_error)?;
+        let name = format!("{}-{seq}-{base}", std::process::id());
+        let (path, mut copy) = self.create(&name)?;
+        let snapshot = Snapshot { path };
+        io::copy(&mut file, &mut copy).map_err(|e| self.error(e))?;
         // Checked after copying: what is checked is what will be mapped.
         elf::check(&copy).map_err(LoadError::NotLoadable)?;
-        Ok(Snapshot {
-            path,
-            _dir: private,
-        })
+        Ok(snapshot)
     }
 
+    /// Creates `name` in the private directory, making the directory first if need be (or
+    /// again, if something like a tmp cleaner removed it).
+    fn create(&self, name: &str) -> Result<(PathBuf, fs::File), LoadError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for attempt in 0..2 {
+            if state.private.is_none() || attempt > 0 {
+                // Owner-only: no other user may swap a copy between writing and dlopen.
+                let private = tempfile::Builder::new()
+                    .prefix("proxyso-")
+                    .permissions(fs::Permissions::from_mode(0o700))
+                    .tempdir_in(&state.parent)
+                    .map_err(|e| snapshot_error(&state.parent, e))?;
+                state.private = Some(private);
+            }
+            let Some(private) = &state.private else {
+                continue;
+            };
+            let path = private.path().join(name);
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(file) => return Ok((path, file)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
+                Err(e) => return Err(snapshot_error(&state.parent, e)),
+            }
+        }
+        Err(snapshot_error(
+            &state.parent,
+            io::Error::other("the private directory vanished twice"),
+        ))
+    }
+
+    fn error(&self, e: io::Error) -> LoadError {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        snapshot_error(&state.parent, e)
+    }
+}
+
+fn snapshot_error(dir: &Path, source: io::Error) -> LoadError {
+    LoadError::Snapshot {
+        dir: dir.display().to_string(),
+        source,
+    }
+}
+
+/// A private copy of a plugin file; deleted on drop (a mapping of it lives on).
+#[derive(Debug)]
+pub struct Snapshot {
+    path: PathBuf,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl Snapshot {
     /// Where the copy lives until it is dropped; the name stays in `/proc/self/maps` after.
     pub fn path(&self) -> &Path {
         &self.path
@@ -94,67 +183,83 @@ pub fn mention_source(message: &str, snapshot: &Path, source: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A snapshot directory below a fresh temporary parent, and a source holding `bytes`.
+    fn setup(bytes: &[u8]) -> (tempfile::TempDir, SnapshotDir, PathBuf) {
+        let work = tempfile::tempdir().unwrap();
+        let source = work.path().join("lib.so");
+        fs::write(&source, bytes).unwrap();
+        let dir = SnapshotDir::new(work.path().to_path_buf());
+        (work, dir, source)
+    }
+
     #[test]
     fn refuses_what_is_not_a_shared_object() {
-        let work = tempfile::tempdir().unwrap();
-        let source = work.path().join("notes.so");
-        fs::write(&source, b"plain text").unwrap();
-        let err = Snapshot::take(&source, work.path()).unwrap_err();
+        let (_work, dir, source) = setup(b"plain text");
+        let err = dir.take(&source).unwrap_err();
         assert!(matches!(err, LoadError::NotLoadable(_)), "{err}");
     }
 
     #[test]
     fn copies_bytes_into_an_owner_only_directory_and_cleans_up() {
-        let work = tempfile::tempdir().unwrap();
-        let source = work.path().join("lib.so");
-        fs::write(&source, elf::libc_bytes()).unwrap();
-        let snap = Snapshot::take(&source, work.path()).unwrap();
+        let (_work, dir, source) = setup(&elf::libc_bytes());
+        let snap = dir.take(&source).unwrap();
         assert_eq!(fs::read(snap.path()).unwrap(), elf::libc_bytes());
-        let dir = snap.path().parent().unwrap().to_path_buf();
-        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        let private = snap.path().parent().unwrap().to_path_buf();
+        assert_eq!(dir.private_path().as_deref(), Some(&*private));
+        let mode = fs::metadata(&private).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+        let copy = snap.path().to_path_buf();
         drop(snap);
-        assert!(!dir.exists());
+        assert!(!copy.exists(), "the copy is deleted with its snapshot");
+        drop(dir);
+        assert!(!private.exists(), "the directory is deleted with its owner");
     }
 
     #[test]
     fn every_snapshot_of_one_path_has_a_new_name() {
-        let work = tempfile::tempdir().unwrap();
-        let source = work.path().join("lib.so");
-        fs::write(&source, elf::libc_bytes()).unwrap();
-        let a = Snapshot::take(&source, work.path()).unwrap();
-        let b = Snapshot::take(&source, work.path()).unwrap();
+        let (_work, dir, source) = setup(&elf::libc_bytes());
+        let a = dir.take(&source).unwrap();
+        let b = dir.take(&source).unwrap();
         assert_ne!(a.path(), b.path());
         assert_ne!(a.path().file_name(), b.path().file_name());
     }
 
     #[test]
+    fn a_private_directory_removed_behind_its_back_is_made_again() {
+        let (_work, dir, source) = setup(&elf::libc_bytes());
+        drop(dir.take(&source).unwrap());
+        let first = dir.private_path().unwrap();
+        fs::remove_dir(&first).unwrap();
+        let snap = dir.take(&source).unwrap();
+        assert!(snap.path().exists());
+        assert_ne!(dir.private_path().unwrap(), first);
+    }
+
+    #[test]
     fn refuses_directories_and_missing_files() {
-        let work = tempfile::tempdir().unwrap();
-        let err = Snapshot::take(work.path(), work.path()).unwrap_err();
+        let (work, dir, _source) = setup(b"");
+        let err = dir.take(work.path()).unwrap_err();
         assert!(matches!(err, LoadError::NotAFile("a directory")), "{err}");
-        let err = Snapshot::take(&work.path().join("absent.so"), work.path()).unwrap_err();
+        let err = dir.take(&work.path().join("absent.so")).unwrap_err();
         assert!(err.to_string().contains("No such file"), "{err}");
     }
 
     #[test]
     fn refuses_a_fifo_without_waiting_for_a_writer() {
-        let work = tempfile::tempdir().unwrap();
+        let (work, dir, _source) = setup(b"");
         let fifo = work.path().join("pipe.so");
         let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        let err = Snapshot::take(&fifo, work.path()).unwrap_err();
+        let err = dir.take(&fifo).unwrap_err();
         assert!(matches!(err, LoadError::NotAFile(_)), "{err}");
     }
 
     #[test]
     fn names_the_snapshot_directory_when_it_cannot_write() {
-        let work = tempfile::tempdir().unwrap();
-        let source = work.path().join("lib.so");
-        fs::write(&source, b"x").unwrap();
-        let missing = work.path().join("no-such-dir");
-        let err = Snapshot::take(&source, &missing).unwrap_err();
+        let (work, _dir, source) = setup(&elf::libc_bytes());
+        let dir = SnapshotDir::new(work.path().join("no-such-dir"));
+        let err = dir.take(&source).unwrap_err();
         assert!(err.to_string().contains("no-such-dir"), "{err}");
     }
 }

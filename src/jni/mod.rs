@@ -23,8 +23,23 @@ use strings::{read_bytes, read_str};
 
 /// The process's one registry, behind every Java `ProxySo` call.
 fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Registry::new(env::temp_dir()))
+    REGISTRY.get_or_init(|| {
+        // SAFETY: registers a function of this library, which the JVM never unloads, to run at
+        // exit; it touches only the registry's snapshot directory and never blocks.
+        unsafe { libc::atexit(clean_up_at_exit) };
+        Registry::new(env::temp_dir())
+    })
+}
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+/// Removes the (empty) snapshot directory when the JVM exits.
+extern "C" fn clean_up_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(registry) = REGISTRY.get() {
+            registry.clean_up_at_exit();
+        }
+    });
 }
 
 /// Buffers a calling thread reuses from call to call, so the hot path does not allocate.
