@@ -220,7 +220,7 @@ fn invalid_keys() {
 
 #[test]
 fn an_unwritable_snapshot_directory_is_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::scratch_dir();
     let r = Registry::new(dir.path().join("missing"));
     let err = r
         .load("k", &plugins().example_v1().to_string_lossy(), b"")

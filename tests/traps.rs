@@ -21,7 +21,7 @@ fn raw_version(lib: &Library) -> String {
 #[test]
 fn dlopen_of_a_path_already_open_returns_the_old_library_but_replace_does_not() {
     let p = plugins();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::scratch_dir();
     let live = dir.path().join("live.so");
     std::fs::copy(p.example_v1(), &live).unwrap();
     // SAFETY: the example plugin's initialisers are harmless.

@@ -70,9 +70,15 @@ pub fn plugins() -> &'static Plugins {
     })
 }
 
+/// A scratch directory under cargo's target directory, so that nothing (not even what a child
+/// process that crashes on purpose leaves) lands in the system's temporary directory.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
 /// A registry with its own snapshot directory.
 pub fn registry() -> (Registry, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch_dir();
     (Registry::new(dir.path().to_path_buf()), dir)
 }
 
