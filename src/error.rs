@@ -50,6 +50,23 @@ pub enum Error {
         /// The plugin's method names, comma-separated.
         available: String,
     },
+    /// A caller-owned output buffer was too small for what the method writes.
+    #[error(
+        "method '{method}' of library '{key}' ({plugin}) needs an output buffer of at least \
+         {required} bytes; this one has {capacity}"
+    )]
+    OutputTooSmall {
+        /// The key called.
+        key: String,
+        /// The plugin's own name and version.
+        plugin: String,
+        /// The method called.
+        method: String,
+        /// The least capacity the method asked for.
+        required: usize,
+        /// The buffer's capacity.
+        capacity: usize,
+    },
     /// A plugin method reported a failure or caught a panic of its own.
     #[error("method '{method}' of library '{key}' ({plugin}) {}: {message}", outcome(.panicked, .code))]
     Plugin {

@@ -98,6 +98,81 @@ unsafe extern "C" fn output_reserve(this: *mut abi::Output, capacity: usize) -> 
     catch_unwind(grow).unwrap_or(abi::ERROR)
 }
 
+/// A call's output buffer over memory the caller owns and cannot grow (a direct `ByteBuffer`).
+///
+/// `reserve` beyond the capacity is refused, and the largest refused request is kept so the
+/// caller can say how large the buffer must be.
+pub struct FixedOutput<'a> {
+    raw: abi::Output,
+    /// The largest capacity the plugin asked for and was refused; 0 if none.
+    wanted: usize,
+    _buf: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> FixedOutput<'a> {
+    /// Lends `len` bytes at `data` to one call.
+    ///
+    /// # Safety
+    /// `data` must be valid for writes of `len` bytes for `'a`, and nothing else may access
+    /// that memory meanwhile.
+    pub unsafe fn new(data: *mut u8, len: usize) -> FixedOutput<'a> {
+        FixedOutput {
+            raw: abi::Output {
+                data,
+                len: 0,
+                capacity: len,
+                reserve: fixed_reserve,
+                host_data: ptr::null_mut(),
+            },
+            wanted: 0,
+            _buf: std::marker::PhantomData,
+        }
+    }
+
+    /// The ABI struct to pass to the plugin; valid while `self` stays where it is.
+    pub fn as_raw(&mut self) -> *mut abi::Output {
+        // Pointed at here, not at construction: `self` may have moved since.
+        self.raw.host_data = ptr::from_mut(&mut self.wanted).cast();
+        &mut self.raw
+    }
+
+    /// How many bytes the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.raw.capacity
+    }
+
+    /// The largest capacity the plugin was refused, if it asked for more than there is.
+    pub fn wanted(&self) -> Option<usize> {
+        (self.wanted > self.raw.capacity).then_some(self.wanted)
+    }
+
+    /// After the call: how many bytes the plugin wrote, if that is sane.
+    pub fn written(&self) -> Result<usize, String> {
+        if self.raw.len > self.raw.capacity {
+            return Err(format!(
+                "the plugin reported {} bytes of output in a buffer of {}",
+                self.raw.len, self.raw.capacity
+            ));
+        }
+        Ok(self.raw.len)
+    }
+}
+
+/// `proxyso_output.reserve` for a fixed buffer: grants what fits, records what does not.
+unsafe extern "C" fn fixed_reserve(this: *mut abi::Output, capacity: usize) -> abi::Status {
+    if this.is_null() {
+        return abi::ERROR;
+    }
+    // SAFETY: the plugin passes back the `abi::Output` the host gave it for this call, whose
+    // `host_data` points at the `wanted` field of its live `FixedOutput`.
+    let (out, wanted) = unsafe { (&*this, &mut *(*this).host_data.cast::<usize>()) };
+    if capacity <= out.capacity {
+        return abi::OK;
+    }
+    *wanted = (*wanted).max(capacity);
+    abi::ERROR
+}
+
 /// What a plugin reported through `proxyso_error.set`.
 #[derive(Debug, Default)]
 pub struct Reported {
@@ -289,6 +364,19 @@ mod tests {
         let err = buf.finish().unwrap_err();
         assert!(err.contains("bytes of output"), "{err}");
         assert!(vec.is_empty());
+    }
+
+    #[test]
+    fn a_fixed_buffer_grants_what_fits_and_records_what_does_not() {
+        let mut memory = [0u8; 8];
+        // SAFETY: `memory` outlives the output and nothing else touches it.
+        let mut out = unsafe { FixedOutput::new(memory.as_mut_ptr(), memory.len()) };
+        let raw = out.as_raw();
+        assert_eq!(write(raw, b"12345"), abi::OK);
+        assert_eq!(write(raw, b"6789"), abi::ERROR);
+        assert_eq!(out.wanted(), Some(9));
+        assert_eq!(out.written(), Ok(5));
+        assert_eq!(&memory[..5], b"12345");
     }
 
     #[test]

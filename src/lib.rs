@@ -25,4 +25,4 @@ pub mod version;
 
 pub use error::{Error, LoadError};
 pub use plugin::LoadOptions;
-pub use registry::{LibraryInfo, Registry};
+pub use registry::{Handle, LibraryInfo, Registry};

@@ -12,7 +12,7 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use proxyso_abi as abi;
 
 use crate::error::LoadError;
-use crate::host::{ErrorSlot, HostServices, OutputBuf, Reported};
+use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
 use crate::signals;
 use crate::snapshot::{self, Snapshot, SnapshotDir};
 
@@ -201,12 +201,47 @@ impl Plugin {
     /// # Panics
     /// If `index` is not a method index of this plugin.
     pub fn call(&self, index: usize, input: &[u8], out: &mut Vec<u8>) -> Result<(), CallFailure> {
+        let mut output = OutputBuf::new(out, input.len());
+        if let Err(failure) = self.call_raw(index, input, output.as_raw()) {
+            out.clear();
+            return Err(failure);
+        }
+        output.finish().map_err(CallFailure::host)
+    }
+
+    /// Calls method `index` with `input`, writing into `out`, which cannot grow; returns how
+    /// many bytes the plugin wrote.
+    ///
+    /// # Panics
+    /// If `index` is not a method index of this plugin.
+    pub fn call_fixed(
+        &self,
+        index: usize,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+    ) -> Result<usize, FixedFailure> {
+        if let Err(failure) = self.call_raw(index, input, out.as_raw()) {
+            return Err(match out.wanted() {
+                Some(required) => FixedFailure::TooSmall { required },
+                None => FixedFailure::Plugin(failure),
+            });
+        }
+        out.written()
+            .map_err(|message| FixedFailure::Plugin(CallFailure::host(message)))
+    }
+
+    /// Runs method `index` on `output`, holding the serialisation the plugin asked for.
+    fn call_raw(
+        &self,
+        index: usize,
+        input: &[u8],
+        output: *mut abi::Output,
+    ) -> Result<(), CallFailure> {
         let method = &self.methods[index];
         let _serial = self
             .serial
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut output = OutputBuf::new(out, input.len());
         let mut error = ErrorSlot::default();
         // SAFETY: `call` comes from the checked method table of a library that stays open while
         // `self` lives; the input, output and error pointers are valid for the whole call, and
@@ -216,19 +251,37 @@ impl Plugin {
                 self.context,
                 non_null(input),
                 input.len(),
-                output.as_raw(),
+                output,
                 error.as_raw(),
             )
         };
-        if let Some(failure) = failure(status, error.into_reported()) {
-            out.clear();
-            return Err(failure);
+        match failure(status, error.into_reported()) {
+            Some(failure) => Err(failure),
+            None => Ok(()),
         }
-        output.finish().map_err(|message| CallFailure {
+    }
+}
+
+/// How a call into a fixed output buffer failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FixedFailure {
+    /// The plugin asked for at least `required` bytes of output, more than the buffer has.
+    TooSmall {
+        /// The largest capacity the plugin asked for.
+        required: usize,
+    },
+    /// The plugin failed for another reason.
+    Plugin(CallFailure),
+}
+
+impl CallFailure {
+    /// A failure the host found in what the plugin returned.
+    fn host(message: String) -> CallFailure {
+        CallFailure {
             code: 0,
             message,
             panicked: false,
-        })
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 
 use crate::error::Error;
+use crate::host::FixedOutput;
 use crate::plugin::{LoadOptions, Plugin};
 use crate::retire::{Ledger, RetireStats};
 use crate::snapshot::SnapshotDir;
@@ -59,7 +60,68 @@ struct Slot {
     stats: Arc<RetireStats>,
 }
 
+impl Slot {
+    /// The serving version, held for the length of a call.
+    fn current(&self) -> Result<Current, Error> {
+        let version = self.current.load();
+        if version.is_none() {
+            return Err(Error::NoSuchLibrary {
+                key: self.key.to_string(),
+            });
+        }
+        Ok(Current(version))
+    }
+}
+
 type Slots = HashMap<Arc<str>, Arc<Slot>>;
+
+/// A key resolved once. Every call reaches the version serving the key at that moment, so a
+/// handle follows replacements; once the key is unloaded its calls fail with `NoSuchLibrary`
+/// (loading the key again makes a new library, which the handle does not follow).
+#[derive(Debug, Clone)]
+pub struct Handle {
+    slot: Arc<Slot>,
+}
+
+impl Handle {
+    /// The key it was resolved from.
+    pub fn key(&self) -> &str {
+        &self.slot.key
+    }
+
+    /// Calls `method` (the default for `None`); on success `out` holds the output.
+    pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.slot.current()?.call(method, input, out)
+    }
+
+    /// Calls `method` writing into a caller-owned buffer; returns how many bytes were written.
+    pub fn call_fixed(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+    ) -> Result<usize, Error> {
+        self.slot.current()?.call_fixed(method, input, out)
+    }
+
+    /// A handle to a key that was never loaded, for tests of what holds handles.
+    #[cfg(test)]
+    pub(crate) fn detached(key: &str) -> Handle {
+        Handle {
+            slot: Arc::new(Slot {
+                key: key.into(),
+                current: ArcSwapOption::empty(),
+                generation: Mutex::new(0),
+                stats: Arc::default(),
+            }),
+        }
+    }
+
+    /// Checks that the serving version has `method`.
+    pub fn check_method(&self, method: Option<&str>) -> Result<(), Error> {
+        self.slot.current()?.check_method(method)
+    }
+}
 
 /// Keys to loaded plugin versions.
 #[derive(Debug)]
@@ -267,16 +329,19 @@ impl Registry {
         self.ledger.retiring(key)
     }
 
+    /// Resolves `key` once, for calls that skip the key lookup: see `Handle`.
+    pub fn handle(&self, key: &str) -> Result<Handle, Error> {
+        Ok(Handle {
+            slot: self.slot(key)?,
+        })
+    }
+
     /// The serving version of `key`, held for the length of a call.
     fn current(&self, key: &str) -> Result<Current, Error> {
-        let version = match self.slots.load().get(key) {
-            Some(slot) => slot.current.load(),
-            None => return Err(Error::NoSuchLibrary { key: key.into() }),
-        };
-        if version.is_none() {
-            return Err(Error::NoSuchLibrary { key: key.into() });
+        match self.slots.load().get(key) {
+            Some(slot) => slot.current(),
+            None => Err(Error::NoSuchLibrary { key: key.into() }),
         }
-        Ok(Current(version))
     }
 
     fn slot(&self, key: &str) -> Result<Arc<Slot>, Error> {

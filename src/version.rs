@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::plugin::Plugin;
+use crate::host::FixedOutput;
+use crate::plugin::{CallFailure, FixedFailure, Plugin};
 use crate::retire::{Ledger, RetireStats, Retiring};
 
 /// A plugin serving one key at one generation.
@@ -66,29 +67,68 @@ impl Version {
 
     /// Calls `method` (the default for `None`); on success `out` holds the output.
     pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let (plugin, index) = self.resolve(method)?;
+        plugin
+            .call(index, input, out)
+            .map_err(|failure| self.plugin_error(index, failure))
+    }
+
+    /// Calls `method` (the default for `None`) writing into `out`, which cannot grow; returns
+    /// how many bytes were written.
+    pub fn call_fixed(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+    ) -> Result<usize, Error> {
+        let (plugin, index) = self.resolve(method)?;
+        plugin
+            .call_fixed(index, input, out)
+            .map_err(|failure| match failure {
+                FixedFailure::TooSmall { required } => Error::OutputTooSmall {
+                    key: self.key.to_string(),
+                    plugin: self.describe(),
+                    method: self.method_name(index),
+                    required,
+                    capacity: out.capacity(),
+                },
+                FixedFailure::Plugin(failure) => self.plugin_error(index, failure),
+            })
+    }
+
+    /// Checks that `method` exists in this version (the default always does).
+    pub fn check_method(&self, method: Option<&str>) -> Result<(), Error> {
+        self.resolve(method).map(|_| ())
+    }
+
+    /// The plugin and the index of `method` (the default for `None`).
+    fn resolve(&self, method: Option<&str>) -> Result<(&Plugin, usize), Error> {
         let plugin = self.plugin();
-        let Some(index) = plugin.method_index(method) else {
-            return Err(Error::NoSuchMethod {
+        match plugin.method_index(method) {
+            Some(index) => Ok((plugin, index)),
+            None => Err(Error::NoSuchMethod {
                 key: self.key.to_string(),
                 plugin: self.describe(),
                 method: method.unwrap_or_default().to_owned(),
                 available: plugin.method_names().collect::<Vec<_>>().join(", "),
-            });
-        };
-        plugin
-            .call(index, input, out)
-            .map_err(|failure| Error::Plugin {
-                key: self.key.to_string(),
-                plugin: self.describe(),
-                method: plugin
-                    .method_names()
-                    .nth(index)
-                    .unwrap_or_default()
-                    .to_owned(),
-                code: failure.code,
-                message: failure.message,
-                panicked: failure.panicked,
-            })
+            }),
+        }
+    }
+
+    fn method_name(&self, index: usize) -> String {
+        let name = self.plugin().method_names().nth(index);
+        name.unwrap_or_default().to_owned()
+    }
+
+    fn plugin_error(&self, index: usize, failure: CallFailure) -> Error {
+        Error::Plugin {
+            key: self.key.to_string(),
+            plugin: self.describe(),
+            method: self.method_name(index),
+            code: failure.code,
+            message: failure.message,
+            panicked: failure.panicked,
+        }
     }
 
     /// "name version (generation N)", for messages.

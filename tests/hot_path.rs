@@ -6,6 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{plugins, registry};
+use proxy::host::FixedOutput;
 
 /// Counts the host's heap allocations (a plugin has its own allocator, not counted).
 struct Counting;
@@ -47,13 +48,22 @@ fn warm_calls_allocate_nothing() {
     for _ in 0..3 {
         r.call("hot", None, &input, &mut out).unwrap();
     }
+    let handle = r.handle("hot").unwrap();
+    let mut fixed = vec![0u8; 8192];
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     assert!(before > 0, "the counter sees the host's allocations");
     for _ in 0..10_000 {
         r.call("hot", None, &input, &mut out).unwrap();
         r.call("hot", Some("len"), &input, &mut out).unwrap();
+        handle.call(None, &input, &mut out).unwrap();
+        // SAFETY: `fixed` outlives the output and nothing else touches it meanwhile.
+        let mut into = unsafe { FixedOutput::new(fixed.as_mut_ptr(), fixed.len()) };
+        assert_eq!(handle.call_fixed(None, &input, &mut into).unwrap(), 4099);
     }
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert_eq!(during, 0, "{during} host allocations in 20,000 warm calls");
-    assert_eq!(out, b"4096");
+    assert_eq!(during, 0, "{during} host allocations in 40,000 warm calls");
+    assert_eq!(
+        &out[..],
+        &input[..].iter().chain(b",ab").copied().collect::<Vec<_>>()[..]
+    );
 }

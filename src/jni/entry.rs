@@ -16,6 +16,8 @@ pub enum Failure {
     Core(Error),
     /// A JNI call failed; a Java exception may already be pending.
     Jni(jni::errors::Error),
+    /// A handle id that was closed or never existed: becomes `IllegalStateException`.
+    HandleClosed(i64),
     /// A bug in the proxy itself: becomes `ProxySoInternalError`.
     Internal(String),
 }
@@ -42,6 +44,8 @@ mod kind {
     pub const UNKNOWN_METHOD: i32 = 5;
     pub const ILLEGAL_ARGUMENT: i32 = 6;
     pub const INTERNAL: i32 = 7;
+    pub const HANDLE_CLOSED: i32 = 8;
+    pub const OUTPUT_TOO_SMALL: i32 = 9;
 }
 
 /// Runs `f`, turning a panic or an error into a Java exception and `default`.
@@ -92,6 +96,7 @@ fn throw(env: &mut JNIEnv<'_>, failure: Failure) {
     let message = match &failure {
         Failure::Core(e) => e.to_string(),
         Failure::Jni(e) => format!("JNI call failed: {e}"),
+        Failure::HandleClosed(id) => format!("library handle {id:#x} is closed"),
         Failure::Internal(m) => m.clone(),
     };
     let thrown = match &failure {
@@ -100,6 +105,7 @@ fn throw(env: &mut JNIEnv<'_>, failure: Failure) {
             let _ = env.throw_new("java/lang/NullPointerException", format!("{what} is null"));
             return;
         }
+        Failure::HandleClosed(_) => Thrown::new(kind::HANDLE_CLOSED, None, message),
         Failure::Jni(_) | Failure::Internal(_) => Thrown::new(kind::INTERNAL, None, message),
     };
     if build_and_throw(env, &thrown).is_err() && !env.exception_check().unwrap_or(true) {
@@ -120,6 +126,16 @@ fn describe(e: &Error, message: String) -> Thrown<'_> {
         Error::NoSuchMethod { key, method, .. } => Thrown {
             method: Some(method),
             ..Thrown::new(kind::UNKNOWN_METHOD, Some(key), message)
+        },
+        Error::OutputTooSmall {
+            key,
+            method,
+            required,
+            ..
+        } => Thrown {
+            method: Some(method),
+            code: i32::try_from(*required).unwrap_or(i32::MAX),
+            ..Thrown::new(kind::OUTPUT_TOO_SMALL, Some(key), message)
         },
         Error::Plugin {
             key,

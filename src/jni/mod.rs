@@ -3,10 +3,11 @@
 //! Every entry point goes through `entry::run`, which catches panics and turns every error
 //! into the matching Java exception; none of them holds state of its own.
 
+mod calls;
 mod entry;
+mod handles;
 mod strings;
 
-use std::cell::RefCell;
 use std::env;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -14,12 +15,12 @@ use std::time::Duration;
 
 use jni::JNIEnv;
 use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
-use jni::sys::{jboolean, jbyteArray, jint, jlong, jobject, jobjectArray};
+use jni::sys::{jboolean, jint, jlong, jobject, jobjectArray};
 
 use crate::plugin::LoadOptions;
 use crate::registry::{LibraryInfo, Registry};
 use entry::{Failure, run};
-use strings::{read_bytes, read_str};
+use handles::Handles;
 
 /// The process's one registry, behind every Java `ProxySo` call.
 fn registry() -> &'static Registry {
@@ -33,6 +34,9 @@ fn registry() -> &'static Registry {
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
+/// The open `LibraryHandle`s.
+static HANDLES: Handles = Handles::new();
+
 /// Removes the (empty) snapshot directory when the JVM exits.
 extern "C" fn clean_up_at_exit() {
     let _ = std::panic::catch_unwind(|| {
@@ -40,32 +44,6 @@ extern "C" fn clean_up_at_exit() {
             registry.clean_up_at_exit();
         }
     });
-}
-
-/// Buffers a calling thread reuses from call to call, so the hot path does not allocate.
-#[derive(Default)]
-struct Scratch {
-    key: Vec<u8>,
-    method: Vec<u8>,
-    input: Vec<u8>,
-    output: Vec<u8>,
-}
-
-/// Above this a scratch buffer is given back after the call instead of kept for the next.
-const SCRATCH_KEEP: usize = 4 << 20;
-
-impl Scratch {
-    fn trim(&mut self) {
-        for buf in [&mut self.input, &mut self.output] {
-            if buf.capacity() > SCRATCH_KEEP {
-                *buf = Vec::new();
-            }
-        }
-    }
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 /// `NativeBridge.configure(String snapshotDir)`.
@@ -154,47 +132,6 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_unload<'l>(
     run(&mut env, 0, |env| {
         let key: String = env.get_string(&key)?.into();
         Ok(registry().unload(&key)?.into())
-    })
-}
-
-/// `NativeBridge.call(String key, String method, byte[] input)`: the hot path.
-///
-/// Key, method name and input are read into this thread's scratch buffers and the plugin
-/// writes into another, so the only allocation is the `byte[]` returned.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_dev_proxyso_NativeBridge_call<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    key: JString<'l>,
-    method: JString<'l>,
-    input: JByteArray<'l>,
-) -> jbyteArray {
-    run(&mut env, std::ptr::null_mut(), |env| {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.try_borrow_mut().map_err(|_| {
-                Failure::Internal("NativeBridge.call re-entered on one thread".into())
-            })?;
-            let Scratch {
-                key: key_buf,
-                method: method_buf,
-                input: input_buf,
-                output,
-            } = &mut *scratch;
-            let key = read_str(env, &key, key_buf)?;
-            let method = if method.is_null() {
-                None
-            } else {
-                Some(read_str(env, &method, method_buf)?)
-            };
-            read_bytes(env, &input, input_buf)?;
-            let result = registry().call(&key, method.as_deref(), input_buf, output);
-            let array = match result {
-                Ok(()) => env.byte_array_from_slice(output).map_err(Failure::from),
-                Err(e) => Err(e.into()),
-            };
-            scratch.trim();
-            Ok(array?.into_raw())
-        })
     })
 }
 

@@ -1,0 +1,214 @@
+//! The call hot path as Java reaches it: by key, by handle, and into direct buffers.
+//!
+//! Each calling thread keeps its key, method, input and output buffers from call to call, so a
+//! warm call allocates nothing but the `byte[]` it returns (and nothing at all into a direct
+//! `ByteBuffer`). Handles skip the key: no string crosses JNI, no map is searched.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use jni::JNIEnv;
+use jni::objects::{JByteArray, JByteBuffer, JClass, JString};
+use jni::sys::{jbyteArray, jint, jlong};
+
+use super::entry::{Failure, run};
+use super::handles::Opened;
+use super::strings::{read_bytes, read_str};
+use super::{HANDLES, registry};
+use crate::host::FixedOutput;
+
+/// Buffers a calling thread reuses from call to call.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    method: Vec<u8>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+/// Above this a scratch buffer is given back after the call instead of kept for the next.
+const SCRATCH_KEEP: usize = 4 << 20;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Runs `f` with this thread's scratch buffers, trimming oversized ones afterwards.
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> Result<T, Failure>) -> Result<T, Failure> {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch
+            .try_borrow_mut()
+            .map_err(|_| Failure::Internal("a call re-entered the proxy on one thread".into()))?;
+        let result = f(&mut scratch);
+        let Scratch { input, output, .. } = &mut *scratch;
+        for buf in [input, output] {
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+        }
+        result
+    })
+}
+
+/// A nullable method name.
+fn method_arg<'b>(
+    env: &mut JNIEnv<'_>,
+    method: &JString<'_>,
+    buf: &'b mut Vec<u8>,
+) -> Result<Option<Cow<'b, str>>, Failure> {
+    if method.is_null() {
+        Ok(None)
+    } else {
+        read_str(env, method, buf).map(Some)
+    }
+}
+
+/// The open handle behind `id`.
+fn opened(id: jlong) -> Result<arc_swap::Guard<Option<std::sync::Arc<Opened>>>, Failure> {
+    HANDLES.get(id).ok_or(Failure::HandleClosed(id))
+}
+
+/// `NativeBridge.call(String key, String method, byte[] input)`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_call<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+    method: JString<'l>,
+    input: JByteArray<'l>,
+) -> jbyteArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        with_scratch(|s| {
+            let key = read_str(env, &key, &mut s.key)?;
+            let method = method_arg(env, &method, &mut s.method)?;
+            read_bytes(env, &input, &mut s.input)?;
+            registry().call(&key, method.as_deref(), &s.input, &mut s.output)?;
+            Ok(env.byte_array_from_slice(&s.output)?.into_raw())
+        })
+    })
+}
+
+/// `NativeBridge.open(String key, String method)`: a handle id.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_open<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+    method: JString<'l>,
+) -> jlong {
+    run(&mut env, 0, |env| {
+        let key: String = env.get_string(&key)?.into();
+        let method: Option<Box<str>> = if method.is_null() {
+            None
+        } else {
+            Some(String::from(env.get_string(&method)?).into())
+        };
+        let handle = registry().handle(&key)?;
+        handle.check_method(method.as_deref())?;
+        HANDLES
+            .open(Opened { handle, method })
+            .ok_or_else(|| Failure::Internal("too many library handles are open".into()))
+    })
+}
+
+/// `NativeBridge.close(long handle)`: a closed or unknown id is ignored.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_close<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    run(&mut env, (), |_| {
+        HANDLES.close(handle);
+        Ok(())
+    })
+}
+
+/// `NativeBridge.callHandle(long handle, String method, byte[] input)`: no key lookup.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    method: JString<'l>,
+    input: JByteArray<'l>,
+) -> jbyteArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        with_scratch(|s| {
+            let opened = opened(handle)?;
+            let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
+            let method = match method_arg(env, &method, &mut s.method)? {
+                Some(name) => Some(name),
+                None => opened.method.as_deref().map(Cow::Borrowed),
+            };
+            read_bytes(env, &input, &mut s.input)?;
+            opened
+                .handle
+                .call(method.as_deref(), &s.input, &mut s.output)?;
+            Ok(env.byte_array_from_slice(&s.output)?.into_raw())
+        })
+    })
+}
+
+/// `NativeBridge.callDirect(long handle, String method, ByteBuffer in, int inOffset,
+/// int inLength, ByteBuffer out, int outOffset, int outLength)`: zero-copy; returns how many
+/// bytes the plugin wrote at `out + outOffset`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // the JNI signature
+pub extern "system" fn Java_dev_proxyso_NativeBridge_callDirect<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    method: JString<'l>,
+    input: JByteBuffer<'l>,
+    in_offset: jint,
+    in_length: jint,
+    output: JByteBuffer<'l>,
+    out_offset: jint,
+    out_length: jint,
+) -> jint {
+    run(&mut env, 0, |env| {
+        let opened = opened(handle)?;
+        let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
+        let mut method_buf = Vec::new();
+        let method = match method_arg(env, &method, &mut method_buf)? {
+            Some(name) => Some(name),
+            None => opened.method.as_deref().map(Cow::Borrowed),
+        };
+        let (in_ptr, in_len) = direct_region(env, &input, in_offset, in_length)?;
+        let (out_ptr, out_len) = direct_region(env, &output, out_offset, out_length)?;
+        // SAFETY: `direct_region` checked that the region lies inside the direct buffer, whose
+        // memory lives as long as the buffer object this call holds a reference to; the Java
+        // API documents that the caller must not touch the buffers during the call.
+        let input = unsafe { std::slice::from_raw_parts(in_ptr, in_len) };
+        // SAFETY: as above, for the output region, which nothing else writes meanwhile.
+        let mut out = unsafe { FixedOutput::new(out_ptr, out_len) };
+        let written = opened
+            .handle
+            .call_fixed(method.as_deref(), input, &mut out)?;
+        jint::try_from(written).map_err(|_| Failure::Internal("output length overflow".into()))
+    })
+}
+
+/// The address and length of `length` bytes at `offset` in a direct buffer, checked.
+fn direct_region(
+    env: &mut JNIEnv<'_>,
+    buffer: &JByteBuffer<'_>,
+    offset: jint,
+    length: jint,
+) -> Result<(*mut u8, usize), Failure> {
+    let address = env.get_direct_buffer_address(buffer)?;
+    let capacity = env.get_direct_buffer_capacity(buffer)?;
+    let (Ok(offset), Ok(length)) = (usize::try_from(offset), usize::try_from(length)) else {
+        return Err(Failure::Internal(format!(
+            "negative buffer region {offset}+{length}"
+        )));
+    };
+    if offset.checked_add(length).is_none_or(|end| end > capacity) {
+        return Err(Failure::Internal(format!(
+            "buffer region {offset}+{length} exceeds its capacity {capacity}"
+        )));
+    }
+    // SAFETY: `offset` is within the buffer's capacity (checked above).
+    Ok((unsafe { address.add(offset) }, length))
+}
