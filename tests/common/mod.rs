@@ -42,7 +42,8 @@ fn run(cmd: &mut Command) {
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
-/// Builds every plugin the tests use (once per process) and says where they are.
+/// Builds every plugin the tests use (once per process) and says where they are: optimised
+/// when this code is (benchmarks), with debug assertions when it has them (tests).
 pub fn plugins() -> &'static Plugins {
     static PLUGINS: OnceLock<Plugins> = OnceLock::new();
     PLUGINS.get_or_init(|| {
@@ -51,11 +52,17 @@ pub fn plugins() -> &'static Plugins {
             .parent()
             .expect("CARGO_TARGET_TMPDIR is inside the target dir");
         let cargo = option_env!("CARGO").unwrap_or("cargo");
-        run(Command::new(cargo)
+        let release = !cfg!(debug_assertions);
+        let mut build = Command::new(cargo);
+        build
             .current_dir(repo())
             .args(["build", "--quiet", "-p", "example-v1", "-p", "example-v2"])
             .args(["-p", "proxyso-fixture", "--target-dir"])
-            .arg(target));
+            .arg(target);
+        if release {
+            build.arg("--release");
+        }
+        run(&mut build);
         let native_dir = tmp.join("native-plugins");
         run(Command::new("bash")
             .arg(repo().join("tests/fixtures/build.sh"))
@@ -64,7 +71,7 @@ pub fn plugins() -> &'static Plugins {
             .arg(repo().join("plugin-example/cpp/build.sh"))
             .arg(&native_dir));
         Plugins {
-            cargo_dir: target.join("debug"),
+            cargo_dir: target.join(if release { "release" } else { "debug" }),
             native_dir,
         }
     })
