@@ -13,7 +13,7 @@ use jni::sys::{jbyteArray, jint, jlong};
 
 use super::entry::{Failure, run};
 use super::handles::Opened;
-use super::strings::{read_bytes, read_str};
+use super::strings::{new_byte_array, read_bytes, read_str};
 use super::{HANDLES, registry};
 use crate::host::FixedOutput;
 
@@ -83,7 +83,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_call<'l>(
             let method = method_arg(env, &method, &mut s.method)?;
             read_bytes(env, &input, &mut s.input)?;
             registry().call(&key, method.as_deref(), &s.input, &mut s.output)?;
-            Ok(env.byte_array_from_slice(&s.output)?.into_raw())
+            new_byte_array(env, &s.output)
         })
     })
 }
@@ -145,7 +145,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
             opened
                 .handle
                 .call(method.as_deref(), &s.input, &mut s.output)?;
-            Ok(env.byte_array_from_slice(&s.output)?.into_raw())
+            new_byte_array(env, &s.output)
         })
     })
 }

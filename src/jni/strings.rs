@@ -8,7 +8,7 @@ use std::ffi::c_char;
 
 use jni::JNIEnv;
 use jni::objects::{JByteArray, JString};
-use jni::sys::jsize;
+use jni::sys::{jbyteArray, jsize};
 
 use super::entry::Failure;
 
@@ -60,9 +60,7 @@ pub fn read_str<'b>(
             buf.as_mut_ptr().cast::<c_char>(),
         )
     };
-    if env.exception_check()? {
-        return Err(jni::errors::Error::JavaException.into());
-    }
+    // No exception check: the region is the whole string, so it cannot be out of bounds.
     // SAFETY: the JVM wrote `bytes` bytes; any byte value is a valid `u8`.
     unsafe { buf.set_len(bytes) };
     match std::str::from_utf8(buf) {
@@ -72,6 +70,8 @@ pub fn read_str<'b>(
 }
 
 /// Copies the whole of `array` into `buf`.
+///
+/// Raw JNI, no exception check: reading exactly the array's own length cannot throw.
 pub fn read_bytes(
     env: &mut JNIEnv<'_>,
     array: &JByteArray<'_>,
@@ -80,19 +80,37 @@ pub fn read_bytes(
     if array.is_null() {
         return Err(jni::errors::Error::NullPtr("the input array").into());
     }
-    let len = env.get_array_length(array)?;
     let raw_env = env.get_raw();
+    let get_length = jni_fn!(raw_env, GetArrayLength);
     let get_region = jni_fn!(raw_env, GetByteArrayRegion);
+    // SAFETY: `array` is a live, non-null local reference to a `byte[]`.
+    let len = unsafe { get_length(raw_env, array.as_raw()) };
     let n = usize::try_from(len).unwrap_or(0);
     buf.clear();
     buf.reserve(n);
-    // SAFETY: `array` is a live, non-null `byte[]` of `len` elements and `buf` has room for
-    // all of them.
+    // SAFETY: `array` is a live `byte[]` of `len` elements and `buf` has room for all of them.
     unsafe { get_region(raw_env, array.as_raw(), 0, len, buf.as_mut_ptr().cast()) };
-    if env.exception_check()? {
-        return Err(jni::errors::Error::JavaException.into());
-    }
     // SAFETY: the JVM wrote all `n` bytes.
     unsafe { buf.set_len(n) };
     Ok(())
+}
+
+/// A new `byte[]` holding `bytes`.
+///
+/// Raw JNI: `NewByteArray` reports its one failure (an `OutOfMemoryError`, left pending) by
+/// returning null, and filling exactly the new array's length cannot throw.
+pub fn new_byte_array(env: &mut JNIEnv<'_>, bytes: &[u8]) -> Result<jbyteArray, Failure> {
+    let raw_env = env.get_raw();
+    let new_array = jni_fn!(raw_env, NewByteArray);
+    let set_region = jni_fn!(raw_env, SetByteArrayRegion);
+    let len = jsize::try_from(bytes.len())
+        .map_err(|_| Failure::Internal(format!("{} bytes do not fit a Java array", bytes.len())))?;
+    // SAFETY: a plain allocation request.
+    let array = unsafe { new_array(raw_env, len) };
+    if array.is_null() {
+        return Err(jni::errors::Error::JavaException.into());
+    }
+    // SAFETY: `array` is a new `byte[]` of `len` elements and `bytes` holds `len` bytes.
+    unsafe { set_region(raw_env, array, 0, len, bytes.as_ptr().cast()) };
+    Ok(array)
 }
