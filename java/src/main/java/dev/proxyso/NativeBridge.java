@@ -1,5 +1,7 @@
 package dev.proxyso;
 
+import java.nio.ByteBuffer;
+
 /**
  * The JNI contract between the Java API and {@code libproxy.so}. Nothing else in Java calls native
  * code, and the native side implements exactly these methods.
@@ -7,7 +9,15 @@ package dev.proxyso;
  * <p>Every native method may throw the exception built by
  * {@link #exception(int, String, String, String, int, String)}. Arguments are checked for
  * {@code null} in Java before they reach native code, except {@code method} of
- * {@link #call(String, String, byte[])}, where {@code null} means the default method.
+ * {@link #call(String, String, byte[])} and {@link #open(String, String)}, where {@code null}
+ * means the default method, and of {@link #callHandle(long, String, byte[])} and
+ * {@link #callDirect}, where it means the handle's own method.
+ *
+ * <p>A handle id from {@link #open(String, String)} names a key's library, not one version of it:
+ * each call through it reaches the version current at that moment. Once the key is unloaded the id
+ * answers {@link NoSuchLibraryException} for good, even if the key is loaded again (that is another
+ * library). An id that was closed, or never existed, answers {@link IllegalStateException}
+ * ({@link #HANDLE_CLOSED}), never another handle's library.
  */
 final class NativeBridge {
     /** {@link NoSuchLibraryException}: the key is not loaded. */
@@ -26,6 +36,14 @@ final class NativeBridge {
     static final int ILLEGAL_ARGUMENT = 6;
     /** {@link ProxySoInternalError}: a bug inside the proxy. */
     static final int INTERNAL = 7;
+    /** {@link IllegalStateException}: a handle id that was closed or never existed. */
+    static final int HANDLE_CLOSED = 8;
+    /**
+     * {@link OutputTooSmallException}: the output buffer of {@link #callDirect} is too small;
+     * {@code method} is set and {@code code} is the least number of output bytes the plugin asked
+     * for, saturated at {@link Integer#MAX_VALUE}.
+     */
+    static final int OUTPUT_TOO_SMALL = 9;
 
     /**
      * Option bit of {@link #load} and {@link #replace}: keep every retired version of this load
@@ -83,6 +101,51 @@ final class NativeBridge {
     static native byte[] call(String key, String method, byte[] input);
 
     /**
+     * Resolves a key once, for {@link #callHandle} and {@link #callDirect}.
+     *
+     * @param key the loaded key
+     * @param method the method the handle calls by default, or {@code null} for the library's
+     *     default method; checked against the version loaded now
+     * @return a handle id, to be given back to {@link #close(long)}
+     */
+    static native long open(String key, String method);
+
+    /**
+     * Frees a handle id. An id that is already closed, or never existed, is ignored.
+     *
+     * @param handle the id from {@link #open(String, String)}
+     */
+    static native void close(long handle);
+
+    /**
+     * Calls a plugin method through a handle.
+     *
+     * @param handle the id from {@link #open(String, String)}
+     * @param method the method name, or {@code null} for the handle's own method
+     * @param input the input bytes
+     * @return the output bytes
+     */
+    static native byte[] callHandle(long handle, String method, byte[] input);
+
+    /**
+     * Calls a plugin method through a handle on direct buffers, without copying: the plugin reads
+     * {@code inLength} bytes at {@code inOffset} of {@code in} and writes at most {@code outLength}
+     * bytes at {@code outOffset} of {@code out}. Neither buffer's position or limit is touched.
+     *
+     * @param handle the id from {@link #open(String, String)}
+     * @param method the method name, or {@code null} for the handle's own method
+     * @param in a direct buffer
+     * @param inOffset where the input starts, in bytes from the buffer's address
+     * @param inLength the input's length
+     * @param out a direct, writable buffer
+     * @param outOffset where the output goes, in bytes from the buffer's address
+     * @param outLength the most bytes the output may take
+     * @return the number of bytes written at {@code outOffset}, at most {@code outLength}
+     */
+    static native int callDirect(long handle, String method, ByteBuffer in, int inOffset,
+            int inLength, ByteBuffer out, int outOffset, int outLength);
+
+    /**
      * Describes what is loaded under a key.
      *
      * @param key the key
@@ -122,7 +185,8 @@ final class NativeBridge {
      * @param key the key, or {@code null}
      * @param path the plugin path, or {@code null}
      * @param method the method name, or {@code null}
-     * @param code the plugin's error code, or 0
+     * @param code the plugin's error code, the output size asked for ({@link #OUTPUT_TOO_SMALL}),
+     *     or 0
      * @param message the complete message
      * @return the exception to throw
      */
@@ -147,6 +211,10 @@ final class NativeBridge {
                     return new IllegalArgumentException(text);
                 case INTERNAL:
                     return new ProxySoInternalError(text);
+                case HANDLE_CLOSED:
+                    return new IllegalStateException(text);
+                case OUTPUT_TOO_SMALL:
+                    return new OutputTooSmallException(text, key, method, code);
                 default:
                     return new ProxySoInternalError("unknown exception kind " + kind + ": " + text);
             }

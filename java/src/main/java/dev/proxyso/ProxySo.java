@@ -1,5 +1,6 @@
 package dev.proxyso;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -20,7 +21,10 @@ import java.util.concurrent.TimeUnit;
  * replaced again and again.
  *
  * <p>All methods are thread-safe and may be called from any number of threads at once. Calls take
- * no global lock.
+ * no lock: {@code call(key, ...)} keeps an open {@link LibraryHandle handle} per key it has called
+ * (until the key is unloaded) and looks it up in a concurrent map, so the key's text does not
+ * travel to native code on every call. {@link #handle(String)} hands out such a handle to keep,
+ * and {@link #call(String, ByteBuffer, ByteBuffer)} calls on direct buffers without copying.
  *
  * <pre>{@code
  * long generation = ProxySo.load("model", "/opt/plugins/libmodel.so");
@@ -151,7 +155,8 @@ public final class ProxySo {
     /**
      * Removes a key. New calls fail at once with {@link NoSuchLibraryException}; calls already
      * running finish, then the version is destroyed and closed (see
-     * {@link #awaitRetired(String, long, TimeUnit)}).
+     * {@link #awaitRetired(String, long, TimeUnit)}). Every {@link LibraryHandle} opened on the key
+     * throws {@link NoSuchLibraryException} from then on, even after the key is loaded again.
      *
      * @param key the key
      * @return {@code true} if a library was loaded under the key, {@code false} if none was
@@ -159,7 +164,11 @@ public final class ProxySo {
     public static boolean unload(String key) {
         NativeLoader.ensureLoaded();
         checkKey(key);
-        return NativeBridge.unload(key);
+        try {
+            return NativeBridge.unload(key);
+        } finally {
+            HandleCache.forget(key);
+        }
     }
 
     /**
@@ -175,7 +184,7 @@ public final class ProxySo {
         NativeLoader.ensureLoaded();
         checkKey(key);
         checkNotNull(input, "input");
-        return NativeBridge.call(key, null, input);
+        return HandleCache.call(key, null, input);
     }
 
     /**
@@ -194,7 +203,7 @@ public final class ProxySo {
         checkKey(key);
         checkNotNull(method, "method");
         checkNotNull(input, "input");
-        return NativeBridge.call(key, method, input);
+        return HandleCache.call(key, method, input);
     }
 
     /**
@@ -211,8 +220,82 @@ public final class ProxySo {
         NativeLoader.ensureLoaded();
         checkKey(key);
         checkNotNull(input, "input");
-        byte[] output = NativeBridge.call(key, null, input.getBytes(StandardCharsets.UTF_8));
+        byte[] output = HandleCache.call(key, null, input.getBytes(StandardCharsets.UTF_8));
         return new String(output, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Calls the default method on direct buffers, without copying either: the plugin reads the
+     * {@code in.remaining()} bytes at {@code in.position()} where they are and writes its output
+     * straight into {@code out}, at most {@code out.remaining()} bytes at {@code out.position()}.
+     * The two regions must not overlap.
+     *
+     * <p>On success {@code in}'s position moves to its limit and {@code out}'s position moves past
+     * the bytes written. On any exception neither buffer's position or limit changes, but a plugin
+     * that failed may already have overwritten bytes of {@code out}'s remaining region.
+     *
+     * <pre>{@code
+     * ByteBuffer in = ByteBuffer.allocateDirect(4096);
+     * ByteBuffer out = ByteBuffer.allocateDirect(4096);
+     * in.put(request).flip();
+     * int written = ProxySo.call("model", in, out);
+     * out.flip();                                  // the answer: out.remaining() == written
+     * }</pre>
+     *
+     * @param key the loaded key
+     * @param in a direct buffer holding the input
+     * @param out a direct, writable buffer for the output
+     * @return the number of bytes written
+     * @throws IllegalArgumentException if a buffer is not direct, or {@code out} is read-only
+     * @throws OutputTooSmallException if the output needs more than {@code out.remaining()} bytes;
+     *     {@link OutputTooSmallException#getRequired()} says how many at least
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws PluginException if the plugin reports an error or a caught panic
+     */
+    public static int call(String key, ByteBuffer in, ByteBuffer out) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        DirectCall.checkBuffers(in, out);
+        int inPosition = in.position();
+        int inLength = in.limit() - inPosition;
+        int outPosition = out.position();
+        int outLength = out.limit() - outPosition;
+        int written = HandleCache.callDirect(key, in, inPosition, inLength, out, outPosition,
+                outLength);
+        return DirectCall.advance(in, out, outPosition, outLength, written);
+    }
+
+    /**
+     * Opens a handle on a key's default method: the key is resolved once, and every call through
+     * the handle reaches the version current at that moment (it follows replacements) until the
+     * key is unloaded. Close it when done.
+     *
+     * @param key the loaded key
+     * @return a new handle, open
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     */
+    public static LibraryHandle handle(String key) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        return new LibraryHandle(key, null, NativeBridge.open(key, null));
+    }
+
+    /**
+     * Opens a handle on a named method of a key, as {@link #handle(String)} does for the default
+     * method. The method is checked against the version loaded now; a later version that lacks it
+     * makes the handle's calls throw {@link UnknownMethodException}.
+     *
+     * @param key the loaded key
+     * @param method the method that the handle's calls run
+     * @return a new handle, open
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws UnknownMethodException if the version loaded now has no method of that name
+     */
+    public static LibraryHandle handle(String key, String method) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkNotNull(method, "method");
+        return new LibraryHandle(key, method, NativeBridge.open(key, method));
     }
 
     /**
@@ -287,7 +370,7 @@ public final class ProxySo {
         }
     }
 
-    private static void checkNotNull(Object argument, String name) {
+    static void checkNotNull(Object argument, String name) {
         if (argument == null) {
             throw new NullPointerException(name + " must not be null");
         }
