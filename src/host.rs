@@ -100,11 +100,12 @@ unsafe extern "C" fn output_reserve(this: *mut abi::Output, capacity: usize) -> 
 
 /// A call's output buffer over memory the caller owns and cannot grow (a direct `ByteBuffer`).
 ///
-/// `reserve` beyond the capacity is refused, and the largest refused request is kept so the
-/// caller can say how large the buffer must be.
+/// `reserve` beyond the capacity is refused, and the smallest refused request is kept so the
+/// caller can say how large the buffer must be at least (a plugin that asks for double first and
+/// then for the exact size, as the Rust SDK does, is refused both times).
 pub struct FixedOutput<'a> {
     raw: abi::Output,
-    /// The largest capacity the plugin asked for and was refused; 0 if none.
+    /// The smallest capacity the plugin asked for and was refused; 0 if none.
     wanted: usize,
     _buf: std::marker::PhantomData<&'a mut [u8]>,
 }
@@ -141,7 +142,7 @@ impl<'a> FixedOutput<'a> {
         self.raw.capacity
     }
 
-    /// The largest capacity the plugin was refused, if it asked for more than there is.
+    /// The smallest capacity the plugin was refused, if it asked for more than there is.
     pub fn wanted(&self) -> Option<usize> {
         (self.wanted > self.raw.capacity).then_some(self.wanted)
     }
@@ -169,7 +170,11 @@ unsafe extern "C" fn fixed_reserve(this: *mut abi::Output, capacity: usize) -> a
     if capacity <= out.capacity {
         return abi::OK;
     }
-    *wanted = (*wanted).max(capacity);
+    *wanted = if *wanted == 0 {
+        capacity
+    } else {
+        (*wanted).min(capacity)
+    };
     abi::ERROR
 }
 
@@ -375,6 +380,13 @@ mod tests {
         assert_eq!(write(raw, b"12345"), abi::OK);
         assert_eq!(write(raw, b"6789"), abi::ERROR);
         assert_eq!(out.wanted(), Some(9));
+        // SAFETY: `raw` is live; reserve is the host's own callback.
+        assert_eq!(unsafe { ((*raw).reserve)(raw, 64) }, abi::ERROR);
+        assert_eq!(
+            out.wanted(),
+            Some(9),
+            "the smallest refusal says what would do"
+        );
         assert_eq!(out.written(), Ok(5));
         assert_eq!(&memory[..5], b"12345");
     }

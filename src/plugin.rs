@@ -267,7 +267,7 @@ impl Plugin {
 pub enum FixedFailure {
     /// The plugin asked for at least `required` bytes of output, more than the buffer has.
     TooSmall {
-        /// The largest capacity the plugin asked for.
+        /// The smallest capacity the plugin asked for and was refused.
         required: usize,
     },
     /// The plugin failed for another reason.
@@ -479,25 +479,24 @@ unsafe fn text(ptr: *const c_char, field: &str) -> Result<String, LoadError> {
 
 /// Turns a plugin's status and report into a failure, or `None` for success.
 fn failure(status: abi::Status, reported: Reported) -> Option<CallFailure> {
-    let message = || {
-        reported
-            .message
-            .clone()
-            .unwrap_or_else(|| "(the plugin gave no message)".to_owned())
-    };
-    match status {
-        abi::OK => None,
-        abi::ERROR | abi::PANIC => Some(CallFailure {
-            code: reported.code,
-            message: message(),
-            panicked: status == abi::PANIC,
-        }),
-        other => Some(CallFailure {
-            code: reported.code,
-            message: format!("returned unknown status {other}: {}", message()),
-            panicked: false,
-        }),
+    if status == abi::OK {
+        return None;
     }
+    let message = reported
+        .message
+        .unwrap_or_else(|| "(the plugin gave no message)".to_owned());
+    Some(match status {
+        abi::ERROR | abi::PANIC => CallFailure {
+            code: reported.code,
+            message,
+            panicked: status == abi::PANIC,
+        },
+        other => CallFailure {
+            code: reported.code,
+            message: format!("returned unknown status {other}: {message}"),
+            panicked: false,
+        },
+    })
 }
 
 /// A pointer that is never null, as the header promises for input and config, even when empty.

@@ -177,6 +177,16 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callDirect<'l>(
         };
         let (in_ptr, in_len) = direct_region(env, &input, in_offset, in_length)?;
         let (out_ptr, out_len) = direct_region(env, &output, out_offset, out_length)?;
+        let (in_start, out_start) = (in_ptr as usize, out_ptr as usize);
+        if in_len > 0
+            && out_len > 0
+            && in_start < out_start + out_len
+            && out_start < in_start + in_len
+        {
+            return Err(Failure::IllegalArgument(
+                "the input and output buffer regions overlap".into(),
+            ));
+        }
         // SAFETY: `direct_region` checked that the region lies inside the direct buffer, whose
         // memory lives as long as the buffer object this call holds a reference to; the Java
         // API documents that the caller must not touch the buffers during the call.
@@ -200,12 +210,12 @@ fn direct_region(
     let address = env.get_direct_buffer_address(buffer)?;
     let capacity = env.get_direct_buffer_capacity(buffer)?;
     let (Ok(offset), Ok(length)) = (usize::try_from(offset), usize::try_from(length)) else {
-        return Err(Failure::Internal(format!(
+        return Err(Failure::IllegalArgument(format!(
             "negative buffer region {offset}+{length}"
         )));
     };
     if offset.checked_add(length).is_none_or(|end| end > capacity) {
-        return Err(Failure::Internal(format!(
+        return Err(Failure::IllegalArgument(format!(
             "buffer region {offset}+{length} exceeds its capacity {capacity}"
         )));
     }

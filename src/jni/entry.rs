@@ -16,6 +16,8 @@ pub enum Failure {
     Core(Error),
     /// A JNI call failed; a Java exception may already be pending.
     Jni(jni::errors::Error),
+    /// An argument the Java side could not check: becomes `IllegalArgumentException`.
+    IllegalArgument(String),
     /// A handle id that was closed or never existed: becomes `IllegalStateException`.
     HandleClosed(i64),
     /// A bug in the proxy itself: becomes `ProxySoInternalError`.
@@ -97,6 +99,7 @@ fn throw(env: &mut JNIEnv<'_>, failure: Failure) {
         Failure::Core(e) => e.to_string(),
         Failure::Jni(e) => format!("JNI call failed: {e}"),
         Failure::HandleClosed(id) => format!("library handle {id:#x} is closed"),
+        Failure::IllegalArgument(m) => m.clone(),
         Failure::Internal(m) => m.clone(),
     };
     let thrown = match &failure {
@@ -106,6 +109,7 @@ fn throw(env: &mut JNIEnv<'_>, failure: Failure) {
             return;
         }
         Failure::HandleClosed(_) => Thrown::new(kind::HANDLE_CLOSED, None, message),
+        Failure::IllegalArgument(_) => Thrown::new(kind::ILLEGAL_ARGUMENT, None, message),
         Failure::Jni(_) | Failure::Internal(_) => Thrown::new(kind::INTERNAL, None, message),
     };
     if build_and_throw(env, &thrown).is_err() && !env.exception_check().unwrap_or(true) {

@@ -14,7 +14,6 @@ import static org.junit.Assert.assertTrue;
 import java.nio.Buffer;
 import java.nio.ByteBuffer;
 import java.util.Random;
-import org.junit.Ignore;
 import org.junit.Rule;
 import org.junit.Test;
 import org.junit.function.ThrowingRunnable;
@@ -228,8 +227,6 @@ public class DirectBufferTest {
         }
     }
 
-    @Ignore("native side: a FixedOutput keeps the largest refused reserve (128), not the "
-            + "smallest (100); see the report of issue 4's Java half")
     @Test
     public void requiredSizeIsTheSmallestRequestRefusedWhenThePluginAsksForMoreFirst() {
         final String key = keys.next("buffers-required");
@@ -242,6 +239,25 @@ public class DirectBufferTest {
                     () -> big.call(in, out));
             assertEquals(100, small.getRequired());
         }
+    }
+
+    @Test
+    public void overlappingInputAndOutputRegionsAreRefusedAndMoveNothing() {
+        final String key = keys.next("buffers-overlap");
+        ProxySo.load(key, plugin(EXAMPLE_V1));
+        ByteBuffer shared = ByteBuffer.allocateDirect(128);
+        final ByteBuffer in = shared.duplicate();
+        limit(in, 64);
+        final ByteBuffer out = shared.duplicate();
+        position(out, 32);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ProxySo.call(key, in, out));
+        assertTrue(e.getMessage(), e.getMessage().contains("overlap"));
+        assertEquals(0, in.position());
+        assertEquals(32, out.position());
+        // Side by side is fine.
+        position(out, 64);
+        assertEquals(64, ProxySo.call(key, in, out));
     }
 
     private static void assertUnmoved(ByteBuffer in, int inLimit, ByteBuffer out, int outLimit) {
