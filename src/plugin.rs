@@ -116,16 +116,23 @@ impl Plugin {
         }
         let changed = changed.join(", ");
         match opened {
-            Ok(mut plugin) if options.allow_signal_handlers => {
-                eprintln!(
-                    "proxyso WARN [{label}] plugin {} {} changed the handler of {changed}; kept, \
-                     as the load allows, and the version is kept mapped so the handler never \
-                     points into unmapped code",
-                    plugin.name, plugin.version
-                );
-                plugin.keep_mapped().map_err(LoadError::Open)?;
-                Ok(plugin)
-            }
+            Ok(mut plugin) if options.allow_signal_handlers => match plugin.keep_mapped() {
+                Ok(()) => {
+                    eprintln!(
+                        "proxyso WARN [{label}] plugin {} {} changed the handler of {changed}; \
+                         kept, as the load allows, and the version is kept mapped so the \
+                         handler never points into unmapped code",
+                        plugin.name, plugin.version
+                    );
+                    Ok(plugin)
+                }
+                // It could not be kept mapped: its handler must not outlive it.
+                Err(e) => {
+                    signals.restore();
+                    drop(plugin);
+                    Err(LoadError::Open(e))
+                }
+            },
             Ok(plugin) => {
                 signals.restore();
                 // Closed with the JVM's handlers back in place.
