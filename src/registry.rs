@@ -154,11 +154,6 @@ impl Registry {
         self.snapshots.remove_if_idle();
     }
 
-    /// The private directory the snapshots go to, once the first load made it.
-    pub fn snapshot_dir(&self) -> Option<PathBuf> {
-        self.snapshots.private_path()
-    }
-
     /// Loads the plugin at `path` under a new `key` with default options; returns 1.
     pub fn load(&self, key: &str, path: &str, config: &[u8]) -> Result<u64, Error> {
         self.load_with(key, path, &LoadOptions::config(config))

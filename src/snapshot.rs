@@ -70,7 +70,8 @@ impl SnapshotDir {
     }
 
     /// The private directory, if one was made.
-    pub fn private_path(&self) -> Option<PathBuf> {
+    #[cfg(test)]
+    fn private_path(&self) -> Option<PathBuf> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.private.as_ref().map(|d| d.path().to_path_buf())
     }
