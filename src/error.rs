@@ -38,6 +38,23 @@ pub enum Error {
         /// What failed.
         cause: LoadError,
     },
+    /// An option of a load or replace is out of range.
+    #[error("invalid option for key '{key}': {reason}")]
+    InvalidOption {
+        /// The key the load was for.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `rollback` of a key that keeps no previous version.
+    #[error(
+        "library '{key}' has no previous version to roll back to (none kept: each replace keeps \
+         the version it replaces, up to keepVersions)"
+    )]
+    NoPreviousVersion {
+        /// The key asked for.
+        key: String,
+    },
     /// The plugin has no method of that name.
     #[error("library '{key}' ({plugin}) has no method '{method}'; it has: {available}")]
     NoSuchMethod {
@@ -97,6 +114,14 @@ pub enum LoadError {
     /// The file is not a whole shared object for this machine (checked before `dlopen`).
     #[error("not a loadable shared object: {0}")]
     NotLoadable(String),
+    /// The file's SHA-256 is not the one the caller expected.
+    #[error("SHA-256 mismatch: expected {expected}, the file has {found}")]
+    Digest {
+        /// The digest asked for, hex.
+        expected: String,
+        /// The digest of the bytes read, hex.
+        found: String,
+    },
     /// The private snapshot could not be written.
     #[error("cannot write the private snapshot in {dir}: {source}")]
     Snapshot {

@@ -5,9 +5,13 @@
 
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::{ptr, slice};
 
 use proxyso_abi as abi;
+
+use crate::log;
 
 /// The largest output the host accepts: the largest array Java can allocate on every VM.
 pub const MAX_OUTPUT: usize = i32::MAX as usize - 8;
@@ -244,12 +248,20 @@ unsafe extern "C" fn error_set(
 pub struct HostServices {
     raw: abi::Host,
     /// Read by `host_log` through `raw.host_data`, which points here.
-    label: String,
+    tag: LogTag,
+}
+
+/// What a plugin's log lines are tagged with.
+struct LogTag {
+    key: Arc<str>,
+    /// Set again when the version goes into service, in case another replace took the number
+    /// it was loaded with.
+    generation: AtomicU64,
 }
 
 impl HostServices {
-    /// Host services whose log lines are labelled with `label` (the key and plugin).
-    pub fn new(label: String) -> Box<HostServices> {
+    /// Host services whose log lines name `key` and `generation`.
+    pub fn new(key: Arc<str>, generation: u64) -> Box<HostServices> {
         let mut services = Box::new(HostServices {
             raw: abi::Host {
                 abi_version: abi::ABI_VERSION,
@@ -257,9 +269,12 @@ impl HostServices {
                 log: host_log,
                 host_data: ptr::null_mut(),
             },
-            label,
+            tag: LogTag {
+                key,
+                generation: AtomicU64::new(generation),
+            },
         });
-        services.raw.host_data = ptr::from_mut(&mut services.label).cast::<c_void>();
+        services.raw.host_data = ptr::from_mut(&mut services.tag).cast::<c_void>();
         services
     }
 
@@ -267,9 +282,14 @@ impl HostServices {
     pub fn as_raw(&self) -> *const abi::Host {
         &self.raw
     }
+
+    /// Tags later log lines with `generation`.
+    pub fn set_generation(&self, generation: u64) {
+        self.tag.generation.store(generation, Ordering::Relaxed);
+    }
 }
 
-/// `proxyso_host.log`: writes one line to standard error.
+/// `proxyso_host.log`: hands one line to the log sink, tagged with key and generation.
 unsafe extern "C" fn host_log(
     this: *const abi::Host,
     level: i32,
@@ -281,17 +301,17 @@ unsafe extern "C" fn host_log(
             return;
         }
         // SAFETY: `this` is the `abi::Host` of a live `HostServices`; its `host_data` is the
-        // boxed label, which lives as long as the `HostServices`.
-        let label = unsafe { &*(*this).host_data.cast::<String>() };
+        // boxed services' tag, which lives as long as the `HostServices`.
+        let tag = unsafe { &*(*this).host_data.cast::<LogTag>() };
         // SAFETY: the header requires `message` to point at `len` readable bytes.
         let text = unsafe { lossy(message, len) };
-        let level = match level {
-            abi::LOG_ERROR => "ERROR",
-            abi::LOG_WARN => "WARN",
-            abi::LOG_INFO => "INFO",
-            _ => "DEBUG",
-        };
-        eprintln!("proxyso {level} [{label}] {text}");
+        log::emit(log::Record {
+            level: log::Level::from_abi(level),
+            from_plugin: true,
+            key: Some(Arc::clone(&tag.key)),
+            generation: tag.generation.load(Ordering::Relaxed),
+            message: text,
+        });
     });
     let _ = catch_unwind(write);
 }

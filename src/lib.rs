@@ -6,6 +6,8 @@
 //! - `registry`: keys to versions, and the call hot path (`Registry::call`);
 //! - `version`: one loaded version of a key, retired when its last call returns;
 //! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
+//! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
+//! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
 //! - `signals`: keeps the JVM's signal handlers the JVM's while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
@@ -13,14 +15,17 @@
 
 pub mod elf;
 pub mod error;
+pub mod history;
 pub mod host;
 mod jni;
+pub mod log;
 pub mod maps;
 pub mod plugin;
 pub mod registry;
 pub mod retire;
 pub mod signals;
 pub mod snapshot;
+pub mod stats;
 pub mod version;
 
 pub use error::{Error, LoadError};

@@ -6,15 +6,16 @@
 use std::ffi::{CStr, c_char, c_void};
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use proxyso_abi as abi;
 
 use crate::error::LoadError;
 use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
+use crate::log;
 use crate::signals;
-use crate::snapshot::{self, Snapshot, SnapshotDir};
+use crate::snapshot::{self, KeptCopy, Snapshot, SnapshotDir};
 
 /// More methods than any real plugin has: a larger count means the descriptor is garbage.
 const MAX_METHODS: usize = 4096;
@@ -53,6 +54,12 @@ pub struct Plugin {
     snapshot_path: PathBuf,
     /// True when closing it leaves it mapped on purpose (`RTLD_NODELETE`).
     kept_mapped: bool,
+    /// The descriptor's `PROXYSO_FLAG_*` bits.
+    flags: u32,
+    /// The SHA-256 of the file as loaded.
+    sha256: [u8; 32],
+    /// The loaded bytes under a second name, when the options asked for one.
+    kept_copy: Option<KeptCopy>,
 }
 
 /// How to load a plugin.
@@ -65,6 +72,13 @@ pub struct LoadOptions<'a> {
     /// Let the plugin change the JVM's signal handlers (logged, and the version kept mapped)
     /// instead of failing the load.
     pub allow_signal_handlers: bool,
+    /// The SHA-256 the file must have; anything else fails the load.
+    pub sha256: Option<[u8; 32]>,
+    /// How many previous versions the key keeps for rollback (`None`: load 1, replace as
+    /// before). Read by the registry.
+    pub keep_versions: Option<usize>,
+    /// Keep a second name for the loaded bytes (`Plugin::take_kept_copy`), for rollback.
+    pub keep_copy: bool,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -106,10 +120,30 @@ impl Plugin {
         options: &LoadOptions<'_>,
         label: &str,
     ) -> Result<Plugin, LoadError> {
-        let snapshot = snapshots.take(source)?;
+        Plugin::open_as(source, snapshots, options, label.into(), 0)
+    }
+
+    /// As `open`, for the version that will serve `key` at `generation`: the plugin's log lines
+    /// name both.
+    pub fn open_as(
+        source: &Path,
+        snapshots: &SnapshotDir,
+        options: &LoadOptions<'_>,
+        key: Arc<str>,
+        generation: u64,
+    ) -> Result<Plugin, LoadError> {
+        let snapshot = snapshots.take(source, options.sha256.as_ref())?;
+        let kept_copy = if options.keep_copy {
+            Some(snapshots.keep(&snapshot)?)
+        } else {
+            None
+        };
         let shown = source.display().to_string();
         let signals = signals::Snapshot::take();
-        let opened = open_snapshot(&snapshot, &shown, options, label);
+        let opened = open_snapshot(&snapshot, &shown, options, &key, generation).map(|mut p| {
+            p.kept_copy = kept_copy;
+            p
+        });
         let changed = signals.changed();
         if changed.is_empty() {
             return opened;
@@ -118,11 +152,16 @@ impl Plugin {
         match opened {
             Ok(mut plugin) if options.allow_signal_handlers => match plugin.keep_mapped() {
                 Ok(()) => {
-                    eprintln!(
-                        "proxyso WARN [{label}] plugin {} {} changed the handler of {changed}; \
-                         kept, as the load allows, and the version is kept mapped so the \
-                         handler never points into unmapped code",
-                        plugin.name, plugin.version
+                    log::event(
+                        log::Level::Warn,
+                        &key,
+                        generation,
+                        format!(
+                            "plugin {} {} changed the handler of {changed}; kept, as the load \
+                             allows, and the version is kept mapped so the handler never \
+                             points into unmapped code",
+                            plugin.name, plugin.version
+                        ),
                     );
                     Ok(plugin)
                 }
@@ -163,6 +202,26 @@ impl Plugin {
         again.map_err(|e| format!("cannot mark the library RTLD_NODELETE: {e}"))?;
         self.kept_mapped = true;
         Ok(())
+    }
+
+    /// The SHA-256 of the file as loaded.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// Takes the second name of the loaded bytes, if the options asked for one.
+    pub fn take_kept_copy(&mut self) -> Option<KeptCopy> {
+        self.kept_copy.take()
+    }
+
+    /// Tags the plugin's later log lines with `generation` (the one it went into service as).
+    pub fn set_generation(&self, generation: u64) {
+        self._host.set_generation(generation);
+    }
+
+    /// The descriptor's `PROXYSO_FLAG_*` bits, as the plugin declared them.
+    pub fn flags(&self) -> u32 {
+        self.flags
     }
 
     /// The plugin's own name.
@@ -323,7 +382,8 @@ fn open_snapshot(
     snapshot: &Snapshot,
     shown: &str,
     options: &LoadOptions<'_>,
-    label: &str,
+    key: &Arc<str>,
+    generation: u64,
 ) -> Result<Plugin, LoadError> {
     let mut flags = RTLD_NOW | RTLD_LOCAL;
     if options.keep_mapped {
@@ -372,7 +432,7 @@ fn open_snapshot(
     let desc = unsafe { &*descriptor };
     let checked = check_descriptor(desc)?;
 
-    let host = HostServices::new(format!("{label}: {} {}", checked.name, checked.version));
+    let host = HostServices::new(Arc::clone(key), generation);
     let mut plugin = Plugin {
         name: checked.name,
         version: checked.version,
@@ -385,6 +445,9 @@ fn open_snapshot(
         library: Some(library),
         snapshot_path,
         kept_mapped: options.keep_mapped,
+        flags: desc.flags,
+        sha256: *snapshot.sha256(),
+        kept_copy: None,
     };
     if let Some(init) = desc.init {
         let mut error = ErrorSlot::default();

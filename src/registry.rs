@@ -8,15 +8,18 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 
 use crate::error::Error;
+use crate::history::{self, History, Origin};
 use crate::host::FixedOutput;
+use crate::log::{self, Level};
 use crate::plugin::{LoadOptions, Plugin};
-use crate::retire::{Ledger, RetireStats};
-use crate::snapshot::SnapshotDir;
+use crate::retire::Ledger;
+use crate::snapshot::{self, SnapshotDir};
+use crate::stats::{Counts, Generation, KeyStats};
 use crate::version::Version;
 
 /// The longest key accepted, in UTF-8 bytes.
@@ -47,6 +50,46 @@ pub struct LibraryInfo {
     pub retired_versions: u64,
     /// Of those, how many stayed mapped after `dlclose` although not kept on purpose.
     pub pinned_versions: u64,
+    /// The SHA-256 of the serving version's file, as loaded.
+    pub sha256: [u8; 32],
+    /// Calls over every generation the key has had.
+    pub totals: Counts,
+    /// Successful replacements.
+    pub replacements: u64,
+    /// Successful rollbacks.
+    pub rollbacks: u64,
+    /// The last failed call's message (a failed load is the caller's exception and a log record).
+    pub last_error: Option<String>,
+    /// The serving generation, then the ones still draining, newest first.
+    pub generations: Vec<GenerationInfo>,
+    /// How many previous versions the key keeps for rollback.
+    pub keep_versions: usize,
+    /// The previous versions kept, the one rollback restores first.
+    pub previous: Vec<PreviousVersion>,
+}
+
+/// One generation's figures in `LibraryInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationInfo {
+    /// Its number.
+    pub generation: u64,
+    /// The SHA-256 of its file, as loaded.
+    pub sha256: [u8; 32],
+    /// How long loading it took, in nanoseconds.
+    pub load_nanos: u64,
+    /// Its calls.
+    pub counts: Counts,
+}
+
+/// A previous version kept for rollback, in `LibraryInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousVersion {
+    /// The generation it served as.
+    pub generation: u64,
+    /// Its source path, as given.
+    pub path: String,
+    /// The SHA-256 of its kept bytes.
+    pub sha256: [u8; 32],
 }
 
 /// One key's place in the registry.
@@ -57,7 +100,9 @@ struct Slot {
     current: ArcSwapOption<Version>,
     /// The last generation handed out; its lock serialises swaps on this key.
     generation: Mutex<u64>,
-    stats: Arc<RetireStats>,
+    stats: Arc<KeyStats>,
+    /// Previous versions kept for rollback.
+    history: Mutex<History>,
 }
 
 impl Slot {
@@ -113,6 +158,7 @@ impl Handle {
                 current: ArcSwapOption::empty(),
                 generation: Mutex::new(0),
                 stats: Arc::default(),
+                history: Mutex::default(),
             }),
         }
     }
@@ -167,33 +213,38 @@ impl Registry {
         options: &LoadOptions<'_>,
     ) -> Result<u64, Error> {
         check_key(key)?;
+        let keep = check_keep(key, options.keep_versions)?.unwrap_or(history::DEFAULT_KEEP);
         if self.slots.load().contains_key(key) {
             return Err(Error::AlreadyLoaded { key: key.into() });
         }
-        let plugin = self.open(key, path, options)?;
+        let key: Arc<str> = key.into();
+        let (plugin, load_nanos) = self
+            .open(&key, Path::new(path), options, keep, 1)
+            .map_err(|e| loudly(&key, e))?;
         let writers = lock(&self.writers);
         let slots = self.slots.load();
-        if slots.contains_key(key) {
+        if slots.contains_key(&key) {
             drop(writers);
             // Lost a race with another load of the same key: close ours, it never served.
             drop(plugin);
-            return Err(Error::AlreadyLoaded { key: key.into() });
+            return Err(Error::AlreadyLoaded {
+                key: key.to_string(),
+            });
         }
-        let key: Arc<str> = key.into();
-        let stats = Arc::<RetireStats>::default();
-        let version = Version::new(
-            Arc::clone(&key),
+        let stats = Arc::<KeyStats>::default();
+        let (version, origin) = self.version(&key, 1, plugin, load_nanos, path, options, &stats);
+        log::event(
+            Level::Info,
+            &key,
             1,
-            path.into(),
-            plugin,
-            Arc::clone(&self.ledger),
-            Arc::clone(&stats),
+            describe_load("loaded", &version, &origin),
         );
         let slot = Slot {
             key: Arc::clone(&key),
             current: ArcSwapOption::from_pointee(version),
             generation: Mutex::new(1),
             stats,
+            history: Mutex::new(History::new(keep)),
         };
         let mut next = Slots::clone(&slots);
         next.insert(key, Arc::new(slot));
@@ -210,7 +261,8 @@ impl Registry {
     ///
     /// The old version keeps serving until the new one is fully loaded and initialised, and
     /// entirely if anything fails. Calls already in the old version finish there; it is
-    /// destroyed and closed after the last of them returns.
+    /// destroyed and closed after the last of them returns. It is kept for `rollback` if the
+    /// key keeps previous versions.
     pub fn replace_with(
         &self,
         key: &str,
@@ -218,8 +270,12 @@ impl Registry {
         options: &LoadOptions<'_>,
     ) -> Result<u64, Error> {
         check_key(key)?;
+        let asked_keep = check_keep(key, options.keep_versions)?;
         let slot = self.slot(key)?;
-        let plugin = self.open(key, path, options)?;
+        let keep = asked_keep.unwrap_or_else(|| lock(&slot.history).keep());
+        let next = *lock(&slot.generation) + 1;
+        let opened = self.open(&slot.key, Path::new(path), options, keep, next);
+        let (plugin, load_nanos) = opened.map_err(|e| loudly(&slot.key, e))?;
         let mut generation = lock(&slot.generation);
         if slot.current.load().is_none() {
             drop(generation);
@@ -228,19 +284,110 @@ impl Registry {
             return Err(Error::NoSuchLibrary { key: key.into() });
         }
         *generation += 1;
+        let new_generation = *generation;
+        let (version, origin) = self.version(
+            &slot.key,
+            new_generation,
+            plugin,
+            load_nanos,
+            path,
+            options,
+            &slot.stats,
+        );
+        let message = describe_load("replaced by", &version, &origin);
+        let old = slot.current.swap(Some(Arc::new(version)));
+        {
+            let mut history = lock(&slot.history);
+            history.set_keep(keep);
+            if let Some(old) = &old {
+                history.push(Arc::clone(old.origin()));
+            }
+        }
+        slot.stats.replaced();
+        drop(generation);
+        log::event(Level::Info, &slot.key, new_generation, message);
+        if let Some(old) = old {
+            self.retire(&slot, old);
+        }
+        Ok(new_generation)
+    }
+
+    /// Swaps the most recent previous version of `key` back in; returns its new generation.
+    ///
+    /// It is loaded again from the bytes kept when it served (never from its source path,
+    /// which may have changed since), with the config and options it had. Drains like
+    /// `replace`; the version rolled back from is not kept, so a second rollback goes one
+    /// step further back. If loading fails, nothing changes.
+    pub fn rollback(&self, key: &str) -> Result<u64, Error> {
+        check_key(key)?;
+        let slot = self.slot(key)?;
+        let Some(origin) = lock(&slot.history).pop() else {
+            return Err(Error::NoPreviousVersion { key: key.into() });
+        };
+        let Some(copy) = &origin.copy else {
+            return Err(Error::NoPreviousVersion { key: key.into() });
+        };
+        let options = LoadOptions {
+            config: &origin.config,
+            keep_mapped: origin.keep_mapped,
+            allow_signal_handlers: origin.allow_signal_handlers,
+            // What was kept must still be what served.
+            sha256: Some(*copy.sha256()),
+            keep_versions: None,
+            keep_copy: false,
+        };
+        let next = *lock(&slot.generation) + 1;
+        let (plugin, load_nanos) = match self.open_plugin(&slot.key, copy.path(), &options, next) {
+            Ok(opened) => opened,
+            Err(cause) => {
+                let error = loudly(
+                    &slot.key,
+                    Error::Load {
+                        key: key.into(),
+                        path: format!(
+                            "{} (the copy kept of generation {})",
+                            origin.source, origin.generation
+                        ),
+                        cause,
+                    },
+                );
+                lock(&slot.history).restore(origin);
+                return Err(error);
+            }
+        };
+        let mut generation = lock(&slot.generation);
+        if slot.current.load().is_none() {
+            drop(generation);
+            drop(plugin);
+            return Err(Error::NoSuchLibrary { key: key.into() });
+        }
+        *generation += 1;
+        let new_generation = *generation;
+        let record = Generation::new(new_generation, *plugin.sha256(), load_nanos);
         let version = Version::new(
             Arc::clone(&slot.key),
-            *generation,
-            path.into(),
+            record,
+            Arc::clone(&origin),
             plugin,
             Arc::clone(&self.ledger),
             Arc::clone(&slot.stats),
         );
         let old = slot.current.swap(Some(Arc::new(version)));
-        let new_generation = *generation;
+        slot.stats.rolled_back();
         drop(generation);
+        log::event(
+            Level::Info,
+            &slot.key,
+            new_generation,
+            format!(
+                "rolled back to the version of generation {} ({}, sha256 {})",
+                origin.generation,
+                origin.source,
+                snapshot::hex(copy.sha256())
+            ),
+        );
         if let Some(old) = old {
-            self.retire(old);
+            self.retire(&slot, old);
         }
         Ok(new_generation)
     }
@@ -266,8 +413,11 @@ impl Registry {
             let _generation = lock(&slot.generation);
             slot.current.swap(None)
         };
+        // Its kept copies go with it.
+        lock(&slot.history).set_keep(0);
         if let Some(old) = old {
-            self.retire(old);
+            log::event(Level::Info, &slot.key, old.generation(), "unloaded");
+            self.retire(&slot, old);
         }
         Ok(true)
     }
@@ -287,11 +437,35 @@ impl Registry {
         version.call(method, input, out)
     }
 
-    /// What is loaded under `key`, if anything.
+    /// What is loaded under `key`, if anything, with its figures.
     pub fn info(&self, key: &str) -> Option<LibraryInfo> {
         let slot = self.slot(key).ok()?;
         let version = slot.current.load_full()?;
         let plugin = version.plugin();
+        let record = version.record();
+        let generations = std::iter::once(Arc::clone(record))
+            .chain(slot.stats.draining_generations())
+            .map(|g| GenerationInfo {
+                generation: g.generation,
+                sha256: g.sha256,
+                load_nanos: g.load_nanos,
+                counts: g.calls.counts(),
+            })
+            .collect();
+        let (keep_versions, previous) = {
+            let history = lock(&slot.history);
+            let previous = history
+                .previous()
+                .filter_map(|o| {
+                    Some(PreviousVersion {
+                        generation: o.generation,
+                        path: o.source.clone(),
+                        sha256: *o.copy.as_ref()?.sha256(),
+                    })
+                })
+                .collect();
+            (history.keep(), previous)
+        };
         Some(LibraryInfo {
             key: key.to_owned(),
             generation: version.generation(),
@@ -304,6 +478,14 @@ impl Registry {
             kept_mapped: plugin.kept_mapped(),
             retired_versions: slot.stats.retired(),
             pinned_versions: slot.stats.pinned(),
+            sha256: record.sha256,
+            totals: slot.stats.totals(Some(record)),
+            replacements: slot.stats.replacements(),
+            rollbacks: slot.stats.rollbacks(),
+            last_error: slot.stats.last_error(),
+            generations,
+            keep_versions,
+            previous,
         })
     }
 
@@ -347,23 +529,116 @@ impl Registry {
             .ok_or_else(|| Error::NoSuchLibrary { key: key.into() })
     }
 
-    fn open(&self, key: &str, path: &str, options: &LoadOptions<'_>) -> Result<Plugin, Error> {
-        Plugin::open(Path::new(path), &self.snapshots, options, key).map_err(|cause| Error::Load {
-            key: key.into(),
-            path: path.into(),
-            cause,
-        })
+    /// Opens `path` for `key`, keeping a copy for rollback when the key keeps versions.
+    fn open(
+        &self,
+        key: &Arc<str>,
+        path: &Path,
+        options: &LoadOptions<'_>,
+        keep: usize,
+        generation: u64,
+    ) -> Result<(Plugin, u64), Error> {
+        let options = LoadOptions {
+            keep_copy: keep > 0,
+            ..*options
+        };
+        self.open_plugin(key, path, &options, generation)
+            .map_err(|cause| Error::Load {
+                key: key.to_string(),
+                path: path.display().to_string(),
+                cause,
+            })
+    }
+
+    /// Opens a plugin as `generation` of `key`; also returns how long that took.
+    fn open_plugin(
+        &self,
+        key: &Arc<str>,
+        path: &Path,
+        options: &LoadOptions<'_>,
+        generation: u64,
+    ) -> Result<(Plugin, u64), crate::LoadError> {
+        let started = Instant::now();
+        let plugin = Plugin::open_as(path, &self.snapshots, options, Arc::clone(key), generation)?;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Ok((plugin, nanos))
+    }
+
+    /// Wraps a freshly opened plugin as `generation` of `key`.
+    #[allow(clippy::too_many_arguments)] // all of them describe the one new version
+    fn version(
+        &self,
+        key: &Arc<str>,
+        generation: u64,
+        mut plugin: Plugin,
+        load_nanos: u64,
+        path: &str,
+        options: &LoadOptions<'_>,
+        stats: &Arc<KeyStats>,
+    ) -> (Version, Arc<Origin>) {
+        let origin = Arc::new(Origin {
+            source: path.to_owned(),
+            generation,
+            copy: plugin.take_kept_copy(),
+            config: options.config.into(),
+            keep_mapped: options.keep_mapped,
+            allow_signal_handlers: options.allow_signal_handlers,
+        });
+        let record = Generation::new(generation, *plugin.sha256(), load_nanos);
+        let version = Version::new(
+            Arc::clone(key),
+            record,
+            Arc::clone(&origin),
+            plugin,
+            Arc::clone(&self.ledger),
+            Arc::clone(stats),
+        );
+        (version, origin)
     }
 
     /// Takes a version that just left service out of the registry's hands.
-    fn retire(&self, old: Arc<Version>) {
+    fn retire(&self, slot: &Slot, old: Arc<Version>) {
         self.ledger.begin(old.key());
+        slot.stats.draining(Arc::clone(old.record()));
         match Arc::try_unwrap(old) {
             // No call is in it: close it now, on this control thread.
             Ok(version) => version.retire(),
             // Calls are in flight: the last of them hands it to the reaper.
             Err(shared) => drop(shared),
         }
+    }
+}
+
+/// "loaded PATH (NAME VERSION, sha256 HEX) in N ms", for the log.
+fn describe_load(what: &str, version: &Version, origin: &Origin) -> String {
+    let plugin = version.plugin();
+    format!(
+        "{what} {} ({} {}, sha256 {}) in {:.2} ms",
+        origin.source,
+        plugin.name(),
+        plugin.version(),
+        snapshot::hex(plugin.sha256()),
+        version.record().load_nanos as f64 / 1e6
+    )
+}
+
+/// Logs a failed load, replace or rollback, and passes the error on.
+fn loudly(key: &Arc<str>, error: Error) -> Error {
+    log::event(Level::Warn, key, 0, error.to_string());
+    error
+}
+
+/// Checks a `keep_versions` option against `history::MAX_KEEP`.
+fn check_keep(key: &str, keep: Option<usize>) -> Result<Option<usize>, Error> {
+    match keep {
+        Some(n) if n > history::MAX_KEEP => Err(Error::InvalidOption {
+            key: key.chars().take(64).collect(),
+            reason: format!(
+                "keepVersions {n} is more than the {} previous versions a key may keep",
+                history::MAX_KEEP
+            ),
+        }),
+        keep => Ok(keep),
     }
 }
 

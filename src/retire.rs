@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::log::{self, Level};
 use crate::plugin::{self, Plugin};
+use crate::stats::{Generation, KeyStats};
 
 /// Counts, per key, the versions that left service and are not closed yet.
 #[derive(Debug, Default)]
@@ -69,37 +70,18 @@ impl Ledger {
     }
 }
 
-/// What became of one key's retired versions (while the key stays loaded).
-#[derive(Debug, Default)]
-pub struct RetireStats {
-    retired: AtomicU64,
-    pinned: AtomicU64,
-}
-
-impl RetireStats {
-    /// Versions destroyed and closed.
-    pub fn retired(&self) -> u64 {
-        self.retired.load(Ordering::Relaxed)
-    }
-
-    /// Of those, how many stayed mapped after `dlclose` although not kept on purpose.
-    pub fn pinned(&self) -> u64 {
-        self.pinned.load(Ordering::Relaxed)
-    }
-}
-
 /// A version on its way out: its plugin, and whom to tell when it is closed.
 pub struct Retiring {
     /// The plugin to destroy and close.
     pub plugin: Plugin,
     /// Its key.
     pub key: Arc<str>,
-    /// Its generation, for the log.
-    pub generation: u64,
+    /// Its generation, with the counts to fold into the key's totals.
+    pub record: Arc<Generation>,
     /// The registry's ledger.
     pub ledger: Arc<Ledger>,
     /// The key's statistics.
-    pub stats: Arc<RetireStats>,
+    pub stats: Arc<KeyStats>,
 }
 
 impl Retiring {
@@ -108,27 +90,44 @@ impl Retiring {
         let Retiring {
             plugin,
             key,
-            generation,
+            record,
             ledger,
             stats,
         } = self;
+        let generation = record.generation;
         let snapshot = plugin.snapshot_path().to_path_buf();
         let kept = plugin.kept_mapped();
         // A panic here would be a bug in the host's own drop code; it must not kill the reaper.
         if catch_unwind(AssertUnwindSafe(|| drop(plugin))).is_err() {
-            eprintln!("proxyso ERROR [{key} gen {generation}] closing the library panicked");
-        }
-        // Report, rather than pretend it was unloaded, a library that something pins.
-        if !kept && plugin::still_loaded(&snapshot) {
-            stats.pinned.fetch_add(1, Ordering::Relaxed);
-            eprintln!(
-                "proxyso WARN [{key} gen {generation}] {} stayed mapped after dlclose: something \
-                 pins it (a thread-local destructor, an STB_GNU_UNIQUE symbol, or another \
-                 dlopen of it)",
-                snapshot.display()
+            log::event(
+                Level::Error,
+                &key,
+                generation,
+                "closing the library panicked",
             );
         }
-        stats.retired.fetch_add(1, Ordering::Relaxed);
+        // Report, rather than pretend it was unloaded, a library that something pins.
+        let pinned = !kept && plugin::still_loaded(&snapshot);
+        if pinned {
+            log::event(
+                Level::Warn,
+                &key,
+                generation,
+                format!(
+                    "{} stayed mapped after dlclose: something pins it (a thread-local \
+                     destructor, an STB_GNU_UNIQUE symbol, or another dlopen of it)",
+                    snapshot.display()
+                ),
+            );
+        } else {
+            log::event(
+                Level::Debug,
+                &key,
+                generation,
+                "retired: destroyed and closed",
+            );
+        }
+        stats.closed(&record, pinned);
         ledger.end(&key);
     }
 

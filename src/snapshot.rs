@@ -12,14 +12,19 @@
 //! cost as much as copying a small library.
 
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use sha2::{Digest, Sha256};
+
 use crate::elf;
 use crate::error::LoadError;
+
+/// The file name prefix of kept copies (see `SnapshotDir::keep`).
+const KEPT_PREFIX: &str = "kept-";
 
 /// Tells snapshot names apart for the life of the process, so no two can ever match by name.
 static SEQUENCE: AtomicU64 = AtomicU64::new(1);
@@ -59,11 +64,16 @@ impl SnapshotDir {
         }
     }
 
-    /// Removes the private directory if it is empty and no load holds it: for process exit,
-    /// where this registry is never dropped. Never waits.
+    /// Removes the kept copies and then the private directory, if no load holds it: for
+    /// process exit, where this registry is never dropped. Never waits.
     pub fn remove_if_idle(&self) {
         if let Ok(state) = self.state.try_lock() {
             if let Some(private) = &state.private {
+                for entry in fs::read_dir(private.path()).into_iter().flatten().flatten() {
+                    if entry.file_name().to_string_lossy().starts_with(KEPT_PREFIX) {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
                 let _ = fs::remove_dir(private.path());
             }
         }
@@ -76,8 +86,9 @@ impl SnapshotDir {
         state.private.as_ref().map(|d| d.path().to_path_buf())
     }
 
-    /// Copies `source` into the private directory and checks the copy.
-    pub fn take(&self, source: &Path) -> Result<Snapshot, LoadError> {
+    /// Copies `source` into the private directory and checks the copy: its SHA-256 against
+    /// `expected`, if given, and its ELF headers.
+    pub fn take(&self, source: &Path, expected: Option<&[u8; 32]>) -> Result<Snapshot, LoadError> {
         // Read through one open descriptor: what is checked is what is copied. O_NONBLOCK so
         // that opening a FIFO returns at once (to be refused below) instead of waiting for a
         // writer; it changes nothing for regular files.
@@ -100,11 +111,40 @@ impl SnapshotDir {
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{seq}-{base}", std::process::id());
         let (path, mut copy) = self.create(&name)?;
-        let snapshot = Snapshot { path };
-        io::copy(&mut file, &mut copy).map_err(|e| self.error(e))?;
-        // Checked after copying: what is checked is what will be mapped.
+        let mut snapshot = Snapshot {
+            path,
+            sha256: [0; 32],
+        };
+        snapshot.sha256 = copy_hashing(&mut file, &mut copy).map_err(|e| self.error(e))?;
+        // Both checked after copying: what is checked is what will be mapped.
+        if let Some(expected) = expected {
+            if *expected != snapshot.sha256 {
+                return Err(LoadError::Digest {
+                    expected: hex(expected),
+                    found: hex(&snapshot.sha256),
+                });
+            }
+        }
         elf::check(&copy).map_err(LoadError::NotLoadable)?;
         Ok(snapshot)
+    }
+
+    /// Gives `snapshot`'s file a second name that outlives it, so that the very bytes that were
+    /// loaded can be loaded again later (rollback) whatever happens to the source path.
+    ///
+    /// A hard link: no copy, and the kept name sits in the same owner-only directory.
+    pub fn keep(&self, snapshot: &Snapshot) -> Result<KeptCopy, LoadError> {
+        let name = snapshot
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = snapshot.path.with_file_name(format!("{KEPT_PREFIX}{name}"));
+        fs::hard_link(&snapshot.path, &path).map_err(|e| self.error(e))?;
+        Ok(KeptCopy {
+            path,
+            sha256: snapshot.sha256,
+        })
     }
 
     /// Creates `name` in the private directory, making the directory first if need be (or
@@ -156,10 +196,40 @@ fn snapshot_error(dir: &Path, source: io::Error) -> LoadError {
     }
 }
 
+/// Copies `from` into `to` through one buffer, hashing what passes; returns the SHA-256.
+fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+    to.flush()?;
+    Ok(hasher.finalize().into())
+}
+
+/// Lowercase hex, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// A private copy of a plugin file; deleted on drop (a mapping of it lives on).
 #[derive(Debug)]
 pub struct Snapshot {
     path: PathBuf,
+    sha256: [u8; 32],
 }
 
 impl Drop for Snapshot {
@@ -172,6 +242,36 @@ impl Snapshot {
     /// Where the copy lives until it is dropped; the name stays in `/proc/self/maps` after.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SHA-256 of the bytes copied.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+}
+
+/// A kept name for a loaded version's snapshot (see `SnapshotDir::keep`); removed on drop.
+#[derive(Debug)]
+pub struct KeptCopy {
+    path: PathBuf,
+    sha256: [u8; 32],
+}
+
+impl Drop for KeptCopy {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl KeptCopy {
+    /// Where the kept bytes are.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Their SHA-256.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
     }
 }
 
@@ -196,14 +296,14 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_shared_object() {
         let (_work, dir, source) = setup(b"plain text");
-        let err = dir.take(&source).unwrap_err();
+        let err = dir.take(&source, None).unwrap_err();
         assert!(matches!(err, LoadError::NotLoadable(_)), "{err}");
     }
 
     #[test]
     fn copies_bytes_into_an_owner_only_directory_and_cleans_up() {
         let (_work, dir, source) = setup(&elf::libc_bytes());
-        let snap = dir.take(&source).unwrap();
+        let snap = dir.take(&source, None).unwrap();
         assert_eq!(fs::read(snap.path()).unwrap(), elf::libc_bytes());
         let private = snap.path().parent().unwrap().to_path_buf();
         assert_eq!(dir.private_path().as_deref(), Some(&*private));
@@ -217,10 +317,57 @@ mod tests {
     }
 
     #[test]
+    fn hashes_what_it_copies_and_refuses_another_digest() {
+        let bytes = elf::libc_bytes();
+        let (_work, dir, source) = setup(&bytes);
+        let expected: [u8; 32] = Sha256::digest(&bytes).into();
+        let snap = dir.take(&source, Some(&expected)).unwrap();
+        assert_eq!(snap.sha256(), &expected);
+        let mut wrong = expected;
+        wrong[0] ^= 1;
+        let err = dir.take(&source, Some(&wrong)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&hex(&wrong)) && text.contains(&hex(&expected)),
+            "{text}"
+        );
+        assert_eq!(
+            fs::read_dir(dir.private_path().unwrap()).unwrap().count(),
+            1,
+            "the refused copy is gone"
+        );
+    }
+
+    #[test]
+    fn a_kept_copy_outlives_its_snapshot_and_goes_at_exit() {
+        let (_work, dir, source) = setup(&elf::libc_bytes());
+        let snap = dir.take(&source, None).unwrap();
+        let kept = dir.keep(&snap).unwrap();
+        let sha = *snap.sha256();
+        drop(snap);
+        assert_eq!(fs::read(kept.path()).unwrap(), elf::libc_bytes());
+        assert_eq!(kept.sha256(), &sha);
+        let path = kept.path().to_path_buf();
+        drop(kept);
+        assert!(!path.exists(), "dropped with its owner");
+
+        let snap = dir.take(&source, None).unwrap();
+        let kept = dir.keep(&snap).unwrap();
+        drop(snap);
+        let private = dir.private_path().unwrap();
+        dir.remove_if_idle();
+        assert!(
+            !kept.path().exists() && !private.exists(),
+            "exit removes kept copies"
+        );
+        std::mem::forget(kept);
+    }
+
+    #[test]
     fn every_snapshot_of_one_path_has_a_new_name() {
         let (_work, dir, source) = setup(&elf::libc_bytes());
-        let a = dir.take(&source).unwrap();
-        let b = dir.take(&source).unwrap();
+        let a = dir.take(&source, None).unwrap();
+        let b = dir.take(&source, None).unwrap();
         assert_ne!(a.path(), b.path());
         assert_ne!(a.path().file_name(), b.path().file_name());
     }
@@ -228,10 +375,10 @@ mod tests {
     #[test]
     fn a_private_directory_removed_behind_its_back_is_made_again() {
         let (_work, dir, source) = setup(&elf::libc_bytes());
-        drop(dir.take(&source).unwrap());
+        drop(dir.take(&source, None).unwrap());
         let first = dir.private_path().unwrap();
         fs::remove_dir(&first).unwrap();
-        let snap = dir.take(&source).unwrap();
+        let snap = dir.take(&source, None).unwrap();
         assert!(snap.path().exists());
         assert_ne!(dir.private_path().unwrap(), first);
     }
@@ -239,9 +386,9 @@ mod tests {
     #[test]
     fn refuses_directories_and_missing_files() {
         let (work, dir, _source) = setup(b"");
-        let err = dir.take(work.path()).unwrap_err();
+        let err = dir.take(work.path(), None).unwrap_err();
         assert!(matches!(err, LoadError::NotAFile("a directory")), "{err}");
-        let err = dir.take(&work.path().join("absent.so")).unwrap_err();
+        let err = dir.take(&work.path().join("absent.so"), None).unwrap_err();
         assert!(err.to_string().contains("No such file"), "{err}");
     }
 
@@ -252,7 +399,7 @@ mod tests {
         let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        let err = dir.take(&fifo).unwrap_err();
+        let err = dir.take(&fifo, None).unwrap_err();
         assert!(matches!(err, LoadError::NotAFile(_)), "{err}");
     }
 
@@ -260,7 +407,7 @@ mod tests {
     fn names_the_snapshot_directory_when_it_cannot_write() {
         let (work, _dir, source) = setup(&elf::libc_bytes());
         let dir = SnapshotDir::new(work.path().join("no-such-dir"));
-        let err = dir.take(&source).unwrap_err();
+        let err = dir.take(&source, None).unwrap_err();
         assert!(err.to_string().contains("no-such-dir"), "{err}");
     }
 }

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::history::Origin;
 use crate::host::FixedOutput;
 use crate::plugin::{CallFailure, FixedFailure, Plugin};
-use crate::retire::{Ledger, RetireStats, Retiring};
+use crate::retire::{Ledger, Retiring};
+use crate::stats::{Generation, KeyStats};
 
 /// A plugin serving one key at one generation.
 ///
@@ -15,28 +17,31 @@ use crate::retire::{Ledger, RetireStats, Retiring};
 #[derive(Debug)]
 pub struct Version {
     key: Arc<str>,
-    generation: u64,
-    source: String,
+    /// Its number, digest, load time and call counters.
+    record: Arc<Generation>,
+    /// Where it came from, and what loading it again takes (rollback).
+    origin: Arc<Origin>,
     /// `None` only once retirement has taken it.
     plugin: Option<Plugin>,
     ledger: Arc<Ledger>,
-    stats: Arc<RetireStats>,
+    stats: Arc<KeyStats>,
 }
 
 impl Version {
     /// Wraps a freshly opened plugin that is about to go into service.
     pub fn new(
         key: Arc<str>,
-        generation: u64,
-        source: String,
+        record: Generation,
+        origin: Arc<Origin>,
         plugin: Plugin,
         ledger: Arc<Ledger>,
-        stats: Arc<RetireStats>,
+        stats: Arc<KeyStats>,
     ) -> Version {
+        plugin.set_generation(record.generation);
         Version {
             key,
-            generation,
-            source,
+            record: Arc::new(record),
+            origin,
             plugin: Some(plugin),
             ledger,
             stats,
@@ -50,12 +55,22 @@ impl Version {
 
     /// Its generation under the key (1 for the first load, larger after each replace).
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.record.generation
     }
 
     /// The path it was loaded from, as given.
     pub fn source(&self) -> &str {
-        &self.source
+        &self.origin.source
+    }
+
+    /// Its number, digest, load time and call counters.
+    pub fn record(&self) -> &Arc<Generation> {
+        &self.record
+    }
+
+    /// Where it came from, and what loading it again takes.
+    pub fn origin(&self) -> &Arc<Origin> {
+        &self.origin
     }
 
     /// The plugin.
@@ -68,9 +83,10 @@ impl Version {
     /// Calls `method` (the default for `None`); on success `out` holds the output.
     pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let (plugin, index) = self.resolve(method)?;
-        plugin
-            .call(index, input, out)
-            .map_err(|failure| self.plugin_error(index, failure))
+        let timing = self.record.calls.begin();
+        let result = plugin.call(index, input, out);
+        timing.end(result.is_err());
+        result.map_err(|failure| self.failed(self.plugin_error(index, failure)))
     }
 
     /// Calls `method` (the default for `None`) writing into `out`, which cannot grow; returns
@@ -82,9 +98,11 @@ impl Version {
         out: &mut FixedOutput<'_>,
     ) -> Result<usize, Error> {
         let (plugin, index) = self.resolve(method)?;
-        plugin
-            .call_fixed(index, input, out)
-            .map_err(|failure| match failure {
+        let timing = self.record.calls.begin();
+        let result = plugin.call_fixed(index, input, out);
+        timing.end(result.is_err());
+        result.map_err(|failure| {
+            self.failed(match failure {
                 FixedFailure::TooSmall { required } => Error::OutputTooSmall {
                     key: self.key.to_string(),
                     plugin: self.describe(),
@@ -94,6 +112,14 @@ impl Version {
                 },
                 FixedFailure::Plugin(failure) => self.plugin_error(index, failure),
             })
+        })
+    }
+
+    /// Remembers a failed call as the key's last error, and passes it on.
+    #[cold]
+    fn failed(&self, error: Error) -> Error {
+        self.stats.failed(error.to_string());
+        error
     }
 
     /// Checks that `method` exists in this version (the default always does).
@@ -138,7 +164,7 @@ impl Version {
             "{} {}, generation {}",
             plugin.name(),
             plugin.version(),
-            self.generation
+            self.record.generation
         )
     }
 
@@ -153,7 +179,7 @@ impl Version {
         self.plugin.take().map(|plugin| Retiring {
             plugin,
             key: Arc::clone(&self.key),
-            generation: self.generation,
+            record: Arc::clone(&self.record),
             ledger: Arc::clone(&self.ledger),
             stats: Arc::clone(&self.stats),
         })

@@ -48,6 +48,7 @@ mod kind {
     pub const INTERNAL: i32 = 7;
     pub const HANDLE_CLOSED: i32 = 8;
     pub const OUTPUT_TOO_SMALL: i32 = 9;
+    pub const NO_PREVIOUS_VERSION: i32 = 10;
 }
 
 /// Runs `f`, turning a panic or an error into a Java exception and `default`.
@@ -122,7 +123,12 @@ fn describe(e: &Error, message: String) -> Thrown<'_> {
     match e {
         Error::NoSuchLibrary { key } => Thrown::new(kind::NO_SUCH_LIBRARY, Some(key), message),
         Error::AlreadyLoaded { key } => Thrown::new(kind::LIBRARY_EXISTS, Some(key), message),
-        Error::InvalidKey { key, .. } => Thrown::new(kind::ILLEGAL_ARGUMENT, Some(key), message),
+        Error::InvalidKey { key, .. } | Error::InvalidOption { key, .. } => {
+            Thrown::new(kind::ILLEGAL_ARGUMENT, Some(key), message)
+        }
+        Error::NoPreviousVersion { key } => {
+            Thrown::new(kind::NO_PREVIOUS_VERSION, Some(key), message)
+        }
         Error::Load { key, path, .. } => Thrown {
             path: Some(path),
             ..Thrown::new(kind::LOAD, Some(key), message)
