@@ -31,8 +31,14 @@ impl Plugins {
     }
 }
 
+/// The workspace root: the package itself, or the one above a member that shares this module
+/// (`check/`).
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("tests/fixtures/build.sh").is_file())
+        .unwrap_or(manifest)
 }
 
 fn run(cmd: &mut Command) {

@@ -1,0 +1,52 @@
+//! `proxyso-check`: loads a proxyso plugin exactly as the proxy would, without a JVM, and
+//! reports what it found (see `args` for the checks). Exit status: 0 when every check passed,
+//! 1 when one failed, 2 for a usage error.
+#![deny(missing_docs)]
+
+mod args;
+mod handlers;
+mod output;
+mod report;
+mod run;
+mod symbols;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Every check passed.
+const PASSED: u8 = 0;
+/// A check failed.
+const FAILED: u8 = 1;
+/// The command line could not be used (clap exits with the same status for its own errors).
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let request = match args::Args::parse().into_request() {
+        Ok(request) => request,
+        Err(message) => {
+            eprintln!("proxyso-check: {message}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    // Before any plugin code runs.
+    let mut out = match output::reserve_stdout() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("proxyso-check: cannot set up standard output: {e}");
+            return ExitCode::from(FAILED);
+        }
+    };
+    let report = run::run(&request);
+    let written = if request.json {
+        output::json(&report, &mut out)
+    } else {
+        output::human(&report, &mut out)
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        eprintln!("proxyso-check: cannot write the report: {e}");
+        return ExitCode::from(FAILED);
+    }
+    ExitCode::from(if report.ok { PASSED } else { FAILED })
+}
