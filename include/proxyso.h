@@ -56,6 +56,92 @@
  *   - Export only the descriptor: -fvisibility=hidden (PROXYSO_DEFINE_PLUGIN stays visible), and
  *     for C++ also a linker version script (`{ global: proxyso_plugin; local: *; };`), since
  *     template code instantiated from libstdc++'s headers keeps default visibility.
+ *
+ * Example: a complete plugin, greeter.c. Its configuration is a greeting; "greet" (the default
+ * method) answers "<greeting>, <input>", "upper" answers its input in upper case and fails on an
+ * empty one. Build it as
+ *
+ *     cc -std=c11 -O2 -fPIC -shared -fvisibility=hidden -I include -o libgreeter.so greeter.c
+ *
+ * tests/header_example.rs builds the lines between the fences with that command plus
+ * -Wall -Wextra -Wpedantic -Werror, and loads and calls the result through the host, so this
+ * example cannot go stale.
+ *
+ * ```c
+ * #include <stdlib.h>
+ * #include <string.h>
+ *
+ * #include "proxyso.h"
+ *
+ * // The context: built by init, read by every call (from many threads at once), freed by
+ * // destroy.
+ * typedef struct greeter {
+ *     size_t len;
+ *     char greeting[];
+ * } greeter;
+ *
+ * static proxyso_status greeter_init(const proxyso_host *host, const uint8_t *config,
+ *                                    size_t config_len, void **context, proxyso_error *error) {
+ *     if (config_len == 0)
+ *         return proxyso_fail(error, 10, "the configuration must be a greeting");
+ *     greeter *g = malloc(sizeof *g + config_len);
+ *     if (g == NULL)
+ *         return proxyso_fail(error, 11, "out of memory");
+ *     g->len = config_len;
+ *     memcpy(g->greeting, config, config_len);
+ *     static const char ready[] = "greeter ready";
+ *     host->log(host, PROXYSO_LOG_INFO, ready, sizeof ready - 1);
+ *     *context = g;
+ *     return PROXYSO_OK;
+ * }
+ *
+ * static void greeter_destroy(void *context) {
+ *     free(context);
+ * }
+ *
+ * // Appends through proxyso_output_write, which grows the host's buffer as needed.
+ * static proxyso_status greet(void *context, const uint8_t *input, size_t input_len,
+ *                             proxyso_output *output, proxyso_error *error) {
+ *     const greeter *g = context;
+ *     if (proxyso_output_write(output, g->greeting, g->len) != PROXYSO_OK ||
+ *         proxyso_output_write(output, ", ", 2) != PROXYSO_OK ||
+ *         proxyso_output_write(output, input, input_len) != PROXYSO_OK)
+ *         return proxyso_fail(error, 1, "the host refused to grow the output");
+ *     return PROXYSO_OK;
+ * }
+ *
+ * // Writes in place: reserve the room first, then reread output->data, which may have moved.
+ * static proxyso_status upper(void *context, const uint8_t *input, size_t input_len,
+ *                             proxyso_output *output, proxyso_error *error) {
+ *     (void)context;
+ *     if (input_len == 0)
+ *         return proxyso_fail(error, 2, "upper: the input is empty");
+ *     if (input_len > output->capacity && output->reserve(output, input_len) != PROXYSO_OK)
+ *         return proxyso_fail(error, 1, "the host refused to grow the output");
+ *     for (size_t i = 0; i < input_len; i++) {
+ *         uint8_t c = input[i];
+ *         output->data[i] = (c >= 'a' && c <= 'z') ? (uint8_t)(c - 'a' + 'A') : c;
+ *     }
+ *     output->len = input_len;
+ *     return PROXYSO_OK;
+ * }
+ *
+ * static const proxyso_method methods[] = {
+ *     {"greet", greet}, // the first method is the default one
+ *     {"upper", upper},
+ * };
+ *
+ * PROXYSO_DEFINE_PLUGIN = {
+ *     .abi_version = PROXYSO_ABI_VERSION,
+ *     .flags = 0,
+ *     .name = "greeter",
+ *     .version = "1.0.0",
+ *     .init = greeter_init,
+ *     .destroy = greeter_destroy,
+ *     .method_count = sizeof methods / sizeof methods[0],
+ *     .methods = methods,
+ * };
+ * ```
  */
 #ifndef PROXYSO_H
 #define PROXYSO_H
@@ -96,10 +182,14 @@ typedef int32_t proxyso_status;
  */
 #define PROXYSO_FLAG_KEEP_MAPPED 0x2u
 
-/** Log levels for `proxyso_host.log`. */
+/* Log levels for `proxyso_host.log`. */
+/** Log level: something failed. */
 #define PROXYSO_LOG_ERROR 1
+/** Log level: something looks wrong. */
 #define PROXYSO_LOG_WARN 2
+/** Log level: normal operation. */
 #define PROXYSO_LOG_INFO 3
+/** Log level: detail for debugging. */
 #define PROXYSO_LOG_DEBUG 4
 
 /**

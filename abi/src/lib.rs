@@ -2,7 +2,12 @@
 //!
 //! The header is the contract and documents every rule (threading, lifetimes, who frees what);
 //! these types must match it field for field. Both the host (`libproxy.so`) and the Rust SDK
-//! use them, so neither can drift from the other.
+//! use them, so neither can drift from the other; `tests/abi_layout.rs` checks every size,
+//! alignment and offset against the C compiler's view of the header.
+//!
+//! Each item names its C counterpart: [`Descriptor`] is `proxyso_descriptor`, [`OK`] is
+//! `PROXYSO_OK`, and so on. To write a plugin in Rust, use the `proxyso-sdk` crate instead:
+//! its `export_plugin!` builds the descriptor, and nothing of this crate needs touching by hand.
 #![deny(missing_docs)]
 #![no_std]
 

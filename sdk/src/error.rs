@@ -8,6 +8,39 @@ use std::fmt;
 /// errors alike (they get [`Error::DEFAULT_CODE`] and their message, including the chain of
 /// sources). That blanket conversion is also why `Error` itself does not implement
 /// `std::error::Error`, the same trade-off `anyhow::Error` makes.
+///
+/// A method or [`Plugin::init`](crate::Plugin::init) that returns `Err` fails with status
+/// `PROXYSO_ERROR`: Java gets a `PluginException` (from `init`, a `LibraryLoadException`) whose
+/// `getCode()` is [`Error::code`] and whose message includes [`Error::message`].
+///
+/// # Example
+///
+/// ```
+/// use proxyso_sdk::Error;
+///
+/// /// The codes this plugin documents for its callers.
+/// const OUT_OF_RANGE: i32 = 22;
+///
+/// fn threshold(input: &[u8]) -> Result<f64, Error> {
+///     let text = std::str::from_utf8(input)?; // a `Utf8Error` becomes code 1
+///     let value: f64 = text.trim().parse()?; // a `ParseFloatError` too
+///     if !(0.0..=1.0).contains(&value) {
+///         return Err(Error::new(OUT_OF_RANGE, format!("threshold {value} is outside 0..=1")));
+///     }
+///     Ok(value)
+/// }
+///
+/// assert_eq!(threshold(b" 0.5 "), Ok(0.5));
+///
+/// let e = threshold(b"2").unwrap_err();
+/// assert_eq!((e.code(), e.message()), (OUT_OF_RANGE, "threshold 2 is outside 0..=1"));
+/// assert_eq!(e.to_string(), "threshold 2 is outside 0..=1 (code 22)");
+///
+/// let e = threshold(b"half").unwrap_err();
+/// assert_eq!((e.code(), e.message()), (Error::DEFAULT_CODE, "invalid float literal"));
+///
+/// assert_eq!(Error::msg("no model loaded").code(), Error::DEFAULT_CODE);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     code: i32,

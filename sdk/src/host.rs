@@ -19,6 +19,12 @@ pub enum Level {
 
 impl Level {
     /// The `PROXYSO_LOG_*` value of this level.
+    ///
+    /// ```
+    /// use proxyso_sdk::{Level, abi};
+    ///
+    /// assert_eq!(Level::Warn.as_raw(), abi::LOG_WARN);
+    /// ```
     pub const fn as_raw(self) -> i32 {
         match self {
             Level::Error => abi::LOG_ERROR,
@@ -33,6 +39,66 @@ impl Level {
 ///
 /// Usable from any thread, but only until the plugin is destroyed: keep it inside the plugin
 /// value (whose `Drop` may still log), never in a `static` or a thread that outlives it.
+///
+/// The host tags each line with the key and generation of the version that wrote it and hands
+/// it to its own log; [`Harness`](crate::testing::Harness) records the lines instead, for
+/// tests.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use proxyso_sdk::testing::Harness;
+/// use proxyso_sdk::{Error, Host, Level, Output, Plugin};
+///
+/// struct Model {
+///     host: Host, // kept in the plugin value: valid until it is dropped
+///     weights: Vec<u8>,
+/// }
+///
+/// impl Plugin for Model {
+///     fn init(host: Host, config: &[u8]) -> Result<Self, Error> {
+///         host.info(&format!("model loaded, {} bytes of weights", config.len()));
+///         if config.is_empty() {
+///             host.warn("no weights: every score will be 0");
+///         }
+///         Ok(Model { host, weights: config.to_vec() })
+///     }
+/// }
+///
+/// impl Model {
+///     fn score(&self, input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+///         self.host.debug(&format!("scoring {} bytes", input.len()));
+///         let score: u64 = input
+///             .iter()
+///             .zip(&self.weights)
+///             .map(|(&a, &b)| u64::from(a) * u64::from(b))
+///             .sum();
+///         out.write_all(score.to_string().as_bytes())
+///     }
+/// }
+///
+/// impl Drop for Model {
+///     fn drop(&mut self) {
+///         self.host.info("model unloaded"); // the last moment the host may be used
+///     }
+/// }
+///
+/// proxyso_sdk::export_plugin! {
+///     plugin: Model,
+///     name: "model",
+///     version: "1.0.0",
+///     methods: { "score" => Model::score },
+/// }
+///
+/// // SAFETY: the descriptor was made by `export_plugin!`.
+/// let model = unsafe { Harness::init(&proxyso_plugin, b"") }.unwrap();
+/// assert_eq!(model.call_default(&[1, 2]).unwrap(), b"0");
+/// let logs = model.logs();
+/// assert!(logs[0].is(Level::Info, "model loaded, 0 bytes of weights"));
+/// assert!(logs[1].is(Level::Warn, "no weights: every score will be 0"));
+/// assert!(logs[2].is(Level::Debug, "scoring 2 bytes"));
+/// assert_eq!(logs.len(), 3);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Host {
     raw: *const abi::Host,

@@ -9,9 +9,24 @@
 //!
 //! # Example
 //!
-//! A crate with `crate-type = ["cdylib"]`:
+//! A plugin is a crate built as a `cdylib`, which is what the host loads:
 //!
+//! ```toml
+//! [package]
+//! name = "greeter"
+//! version = "1.0.0"
+//! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"] # `cargo test` still runs its `#[cfg(test)]` unit tests
+//!
+//! [dependencies]
+//! proxyso-sdk = { path = "../proxyso/sdk" } # where your checkout of proxyso is
 //! ```
+//!
+//! and its `src/lib.rs` (`cargo build --release` makes `target/release/libgreeter.so`):
+//!
+//! ```standalone_crate
 //! use std::io::Write;
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
@@ -66,7 +81,7 @@
 //!     },
 //! }
 //!
-//! // The plugin can be tested without the JVM:
+//! // The plugin can be tested without the JVM (in its `#[cfg(test)]` module, say):
 //! use proxyso_sdk::testing::Harness;
 //! // SAFETY: the descriptor was made by `export_plugin!`.
 //! let greeter = unsafe { Harness::init(&proxyso_plugin, b"Hello") }.unwrap();
@@ -76,6 +91,14 @@
 //! // SAFETY: as above.
 //! let refused = unsafe { Harness::init(&proxyso_plugin, b"") }.unwrap_err();
 //! assert_eq!((refused.code, refused.message.as_str()), (10, "config must be a greeting"));
+//! ```
+//!
+//! From Java:
+//!
+//! ```java
+//! ProxySo.load("greeter", "/opt/plugins/libgreeter.so", "Hello".getBytes(UTF_8));
+//! String answer = ProxySo.call("greeter", "world");        // "Hello, world"
+//! String calls = ProxySo.call("greeter", "calls", "");     // "1"
 //! ```
 //!
 //! # Errors and panics
@@ -157,6 +180,86 @@ pub mod __private {
 /// `fn(&self, input: &[u8], out: &mut Output<'_>) -> Result<(), Error>`, listed in
 /// [`export_plugin!`]. Implement `Drop` to release what the plugin holds (see the crate docs
 /// for what must not outlive it).
+///
+/// Every method call gets `&self`, from many threads at once, hence `Sync`: state that calls
+/// change needs atomics or a lock. The host never runs `init` or the plugin's `Drop` alongside
+/// a method call of the same version.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use std::collections::VecDeque;
+/// use std::sync::Mutex;
+///
+/// use proxyso_sdk::testing::Harness;
+/// use proxyso_sdk::{Error, Host, Output, Plugin};
+///
+/// /// Remembers the last inputs; how many is its configuration.
+/// struct Recent {
+///     capacity: usize,
+///     items: Mutex<VecDeque<Vec<u8>>>,
+/// }
+///
+/// impl Plugin for Recent {
+///     fn init(host: Host, config: &[u8]) -> Result<Self, Error> {
+///         // `?` turns UTF-8 and parse errors into errors with `Error::DEFAULT_CODE`.
+///         let capacity: usize = std::str::from_utf8(config)?.trim().parse()?;
+///         if capacity == 0 {
+///             return Err(Error::new(2, "keep at least one input"));
+///         }
+///         host.debug(&format!("keeping the last {capacity} inputs"));
+///         Ok(Recent { capacity, items: Mutex::new(VecDeque::with_capacity(capacity)) })
+///     }
+/// }
+///
+/// impl Recent {
+///     fn lock(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<Vec<u8>>>, Error> {
+///         self.items.lock().map_err(|_| Error::msg("a call panicked while holding the lock"))
+///     }
+///
+///     /// Remembers the input, forgetting the oldest when full.
+///     fn push(&self, input: &[u8], _out: &mut Output<'_>) -> Result<(), Error> {
+///         let mut items = self.lock()?;
+///         if items.len() == self.capacity {
+///             items.pop_front();
+///         }
+///         items.push_back(input.to_vec());
+///         Ok(())
+///     }
+///
+///     /// The remembered inputs, oldest first, one a line.
+///     fn list(&self, _input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+///         for item in self.lock()?.iter() {
+///             out.write_all(item)?;
+///             out.write_all(b"\n")?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// proxyso_sdk::export_plugin! {
+///     plugin: Recent,
+///     name: "recent",
+///     version: "1.0.0",
+///     methods: { "push" => Recent::push, "list" => Recent::list },
+/// }
+///
+/// // SAFETY: the descriptor was made by `export_plugin!`.
+/// let recent = unsafe { Harness::init(&proxyso_plugin, b"2") }.unwrap();
+/// for input in [&b"a"[..], b"b", b"c"] {
+///     recent.call("push", input).unwrap();
+/// }
+/// assert_eq!(recent.call("list", b"").unwrap(), b"b\nc\n");
+///
+/// // A configuration `init` refuses fails the load, with the error's code and message.
+/// // SAFETY: as above.
+/// let refused = unsafe { Harness::init(&proxyso_plugin, b"0") }.unwrap_err();
+/// assert_eq!((refused.code, refused.message.as_str()), (2, "keep at least one input"));
+/// // SAFETY: as above.
+/// let refused = unsafe { Harness::init(&proxyso_plugin, b"two") }.unwrap_err();
+/// assert_eq!(refused.code, Error::DEFAULT_CODE);
+/// assert_eq!(refused.message, "invalid digit found in string");
+/// ```
 pub trait Plugin: Sized + Send + Sync + 'static {
     /// Builds the plugin from the configuration bytes given to `ProxySo.load`.
     ///
@@ -185,7 +288,12 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 /// function. Use the macro once per crate, at module level. Empty names, names containing NUL,
 /// duplicate method names and unknown flags are compile-time errors.
 ///
-/// ```
+/// It defines `pub static proxyso_plugin: proxyso_sdk::abi::Descriptor`, the exported
+/// descriptor, which tests hand to [`Harness::init`](testing::Harness::init).
+///
+/// A method may also be a closure; `flags` sets descriptor flags:
+///
+/// ```standalone_crate
 /// use std::sync::Mutex;
 ///
 /// use proxyso_sdk::{Error, Host, Output, Plugin, abi};
@@ -215,6 +323,8 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 /// assert_eq!(proxyso_plugin.flags, abi::FLAG_SERIALIZE);
 /// assert_eq!(proxyso_plugin.method_count, 1);
 /// ```
+///
+/// A mistake in the names stops the build:
 ///
 /// ```compile_fail
 /// # use proxyso_sdk::{Error, Host, Output, Plugin};

@@ -14,6 +14,63 @@ use crate::{Error, abi};
 /// may refuse (the host caps what it hands to Java); a refusal is an [`Error`] like any other.
 ///
 /// `Output` implements [`io::Write`], so `write!(out, "{n}")?` works.
+///
+/// # Example
+///
+/// The ways to write, from the simplest to the one that copies least:
+///
+/// ```standalone_crate
+/// use std::io::Write;
+///
+/// use proxyso_sdk::testing::Harness;
+/// use proxyso_sdk::{Error, Host, Output, Plugin};
+///
+/// struct Stats;
+///
+/// impl Plugin for Stats {
+///     fn init(_host: Host, _config: &[u8]) -> Result<Self, Error> {
+///         Ok(Stats)
+///     }
+/// }
+///
+/// impl Stats {
+///     /// "<bytes> <lines>\n" followed by the input, reversed.
+///     fn describe(&self, input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+///         let lines = input.iter().filter(|&&b| b == b'\n').count();
+///         // Formatting, through `io::Write`; a refused growth is an `io::Error` here.
+///         writeln!(out, "{} {lines}", input.len())?;
+///         // Bytes written in place into the host's buffer, no copy of the plugin's own.
+///         out.append_with(input.len(), |buf| {
+///             for (dst, src) in buf.iter_mut().zip(input.iter().rev()) {
+///                 *dst = *src;
+///             }
+///         })?;
+///         Ok(())
+///     }
+///
+///     /// The input, whole, with `write_all`.
+///     fn echo(&self, input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+///         out.write_all(input)
+///     }
+/// }
+///
+/// proxyso_sdk::export_plugin! {
+///     plugin: Stats,
+///     name: "stats",
+///     version: "1.0.0",
+///     methods: { "describe" => Stats::describe, "echo" => Stats::echo },
+/// }
+///
+/// // SAFETY: the descriptor was made by `export_plugin!`.
+/// let stats = unsafe { Harness::init(&proxyso_plugin, b"") }.unwrap();
+/// stats.set_initial_capacity(0); // every byte goes through the host's `reserve`
+/// assert_eq!(stats.call("describe", b"ab\ncd").unwrap(), b"5 1\ndc\nba");
+///
+/// // The host caps the output (Java's largest array); past the cap, writes fail.
+/// stats.set_output_limit(4);
+/// let refused = stats.call("echo", b"too long").unwrap_err();
+/// assert!(refused.message.starts_with("the host refused to grow the output"), "{refused}");
+/// ```
 #[derive(Debug)]
 pub struct Output<'a> {
     raw: &'a mut abi::Output,
@@ -129,10 +186,26 @@ impl<'a> Output<'a> {
     /// `fill` gets `n` zeroed bytes at the end of the output; they count as written only once
     /// it returns (if it panics, the output keeps its previous length).
     ///
-    /// ```no_run
-    /// # fn f(out: &mut proxyso_sdk::Output<'_>) -> Result<(), proxyso_sdk::Error> {
-    /// out.append_with(1024, |buf| buf.fill(b'x'))?;
-    /// # Ok(()) }
+    /// ```standalone_crate
+    /// # use proxyso_sdk::{Error, Host, Output, Plugin, testing::Harness};
+    /// # struct P;
+    /// # impl Plugin for P {
+    /// #     fn init(_: Host, _: &[u8]) -> Result<Self, Error> { Ok(P) }
+    /// # }
+    /// fn fill(_: &P, _input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+    ///     let written = out.append_with(1024, |buf| {
+    ///         buf.fill(b'x');
+    ///         buf.len()
+    ///     })?;
+    ///     assert_eq!((written, out.len()), (1024, 1024));
+    ///     Ok(())
+    /// }
+    /// # proxyso_sdk::export_plugin! {
+    /// #     plugin: P, name: "p", version: "1", methods: { "fill" => fill },
+    /// # }
+    /// # // SAFETY: the descriptor was made by `export_plugin!`.
+    /// # let h = unsafe { Harness::init(&proxyso_plugin, b"") }.unwrap();
+    /// # assert_eq!(h.call_default(b"").unwrap(), [b'x'; 1024]);
     /// ```
     pub fn append_with<R>(
         &mut self,
@@ -156,6 +229,36 @@ impl<'a> Output<'a> {
     /// The unwritten part of the buffer, for writing in place without zeroing it first.
     ///
     /// Call [`Output::reserve`] first to get enough room, write, then [`Output::set_len`].
+    /// [`Output::append_with`] does the same safely, for the price of zeroing the bytes first.
+    ///
+    /// ```standalone_crate
+    /// # use proxyso_sdk::{Error, Host, Output, Plugin, testing::Harness};
+    /// # struct P;
+    /// # impl Plugin for P {
+    /// #     fn init(_: Host, _: &[u8]) -> Result<Self, Error> { Ok(P) }
+    /// # }
+    /// /// The input with every byte doubled, written straight into the host's buffer.
+    /// fn double(_: &P, input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+    ///     let n = input.len().checked_mul(2).ok_or_else(|| Error::msg("input too long"))?;
+    ///     let start = out.len();
+    ///     out.reserve(start + n)?;
+    ///     let spare = &mut out.spare_capacity_mut()[..n];
+    ///     for (pair, &b) in spare.chunks_exact_mut(2).zip(input) {
+    ///         pair[0].write(b);
+    ///         pair[1].write(b);
+    ///     }
+    ///     // SAFETY: `reserve` made room for `n` more bytes and the loop initialized all of them.
+    ///     unsafe { out.set_len(start + n) };
+    ///     Ok(())
+    /// }
+    /// # proxyso_sdk::export_plugin! {
+    /// #     plugin: P, name: "p", version: "1", methods: { "double" => double },
+    /// # }
+    /// # // SAFETY: the descriptor was made by `export_plugin!`.
+    /// # let h = unsafe { Harness::init(&proxyso_plugin, b"") }.unwrap();
+    /// # h.set_initial_capacity(1);
+    /// # assert_eq!(h.call_default(b"ab").unwrap(), b"aabb");
+    /// ```
     pub fn spare_capacity_mut(&mut self) -> &mut [MaybeUninit<u8>] {
         let spare = self.raw.capacity - self.raw.len;
         if spare == 0 {

@@ -4,7 +4,7 @@
 //! binary: it runs `init`, calls methods by name with a `Vec`-backed output buffer whose
 //! `reserve` honours a size limit, records log lines, and runs `destroy` when dropped.
 //!
-//! ```
+//! ```standalone_crate
 //! # use proxyso_sdk::{Error, Host, Output, Plugin};
 //! # struct Echo;
 //! # impl Plugin for Echo {
@@ -75,6 +75,82 @@ impl LogLine {
 ///
 /// Calls are made one at a time from the thread that owns the harness (it is neither `Send`
 /// nor `Sync`), which satisfies `PROXYSO_FLAG_SERIALIZE` too.
+///
+/// # Example
+///
+/// In a plugin crate, the tests use the `proxyso_plugin` static that
+/// [`export_plugin!`](crate::export_plugin) defined, `crate::proxyso_plugin` from a
+/// `#[cfg(test)] mod tests`:
+///
+/// ```standalone_crate
+/// use proxyso_sdk::testing::{Failure, Harness};
+/// use proxyso_sdk::{Error, Host, Level, Output, PANIC_CODE, Plugin, abi};
+///
+/// struct Repeat {
+///     times: usize,
+/// }
+///
+/// impl Plugin for Repeat {
+///     fn init(host: Host, config: &[u8]) -> Result<Self, Error> {
+///         let times = std::str::from_utf8(config)?.parse()?;
+///         host.info(&format!("repeating {times} times"));
+///         Ok(Repeat { times })
+///     }
+/// }
+///
+/// impl Repeat {
+///     fn repeat(&self, input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+///         if input.is_empty() {
+///             return Err(Error::new(3, "nothing to repeat"));
+///         }
+///         for _ in 0..self.times {
+///             out.write_all(input)?;
+///         }
+///         Ok(())
+///     }
+///
+///     fn crash(&self, _input: &[u8], _out: &mut Output<'_>) -> Result<(), Error> {
+///         panic!("crashed on purpose");
+///     }
+/// }
+///
+/// proxyso_sdk::export_plugin! {
+///     plugin: Repeat,
+///     name: "repeat",
+///     version: "2.1.0",
+///     methods: { "repeat" => Repeat::repeat, "crash" => Repeat::crash },
+/// }
+///
+/// // #[test]
+/// fn repeats_and_reports_errors() {
+///     // SAFETY: the descriptor was made by `export_plugin!`.
+///     let repeat = unsafe { Harness::init(&proxyso_plugin, b"3") }.unwrap();
+///     assert_eq!((repeat.name(), repeat.version()), ("repeat", "2.1.0"));
+///     assert!(repeat.logs()[0].is(Level::Info, "repeating 3 times"));
+///
+///     // Start small, so that the plugin has to grow the output through the host.
+///     repeat.set_initial_capacity(1);
+///     assert_eq!(repeat.call_default(b"ab").unwrap(), b"ababab");
+///
+///     // An `Err` and a panic, as the host sees them.
+///     let error = repeat.call("repeat", b"").unwrap_err();
+///     assert_eq!(
+///         error,
+///         Failure { status: abi::ERROR, code: 3, message: "nothing to repeat".into() }
+///     );
+///     let panic = repeat.call("crash", b"").unwrap_err();
+///     assert_eq!((panic.status, panic.code), (abi::PANIC, PANIC_CODE));
+///     assert_eq!(panic.message, "crashed on purpose");
+///
+///     // The host's output limit, lowered: the plugin's write fails, it does not overrun.
+///     repeat.set_output_limit(5);
+///     let refused = repeat.call("repeat", b"ab").unwrap_err();
+///     assert_eq!((refused.status, refused.code), (abi::ERROR, Error::DEFAULT_CODE));
+///
+///     // The plugin is dropped (`destroy`) with the harness.
+/// }
+/// # repeats_and_reports_errors();
+/// ```
 pub struct Harness {
     plugin: &'static abi::Descriptor,
     context: *mut c_void,

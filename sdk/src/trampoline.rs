@@ -13,6 +13,45 @@ use std::slice;
 use crate::{Error, Host, Output, Plugin, abi};
 
 /// The error code recorded with [`abi::PANIC`]; the status, not the code, tells it is a panic.
+///
+/// A panic in a method or in `init` is caught: the host gets status [`abi::PANIC`], this code,
+/// and the panic's message, and Java a `PluginException` whose `isPanic()` is true. The version
+/// keeps serving.
+///
+/// ```standalone_crate
+/// use proxyso_sdk::testing::Harness;
+/// use proxyso_sdk::{Error, Host, Output, PANIC_CODE, Plugin, abi};
+///
+/// struct Divide;
+///
+/// impl Plugin for Divide {
+///     fn init(_host: Host, _config: &[u8]) -> Result<Self, Error> {
+///         Ok(Divide)
+///     }
+/// }
+///
+/// impl Divide {
+///     /// 100 divided by the first input byte: a bug, for the input 0.
+///     fn divide(&self, input: &[u8], out: &mut Output<'_>) -> Result<(), Error> {
+///         let divisor = *input.first().ok_or_else(|| Error::msg("empty input"))?;
+///         out.write_all(&[100 / divisor])
+///     }
+/// }
+///
+/// proxyso_sdk::export_plugin! {
+///     plugin: Divide,
+///     name: "divide",
+///     version: "1.0.0",
+///     methods: { "divide" => Divide::divide },
+/// }
+///
+/// // SAFETY: the descriptor was made by `export_plugin!`.
+/// let divide = unsafe { Harness::init(&proxyso_plugin, b"") }.unwrap();
+/// let panic = divide.call_default(&[0]).unwrap_err();
+/// assert_eq!((panic.status, panic.code), (abi::PANIC, PANIC_CODE));
+/// assert_eq!(panic.message, "attempt to divide by zero");
+/// assert_eq!(divide.call_default(&[4]).unwrap(), [25]); // it serves on
+/// ```
 pub const PANIC_CODE: i32 = -1;
 
 /// `init` for plugin type `P`: builds the plugin and hands the host a boxed pointer to it.
