@@ -31,6 +31,8 @@ pub struct Origin {
     pub keep_mapped: bool,
     /// Loaded with `allow_signal_handlers`.
     pub allow_signal_handlers: bool,
+    /// Loaded with `exact_timing`.
+    pub exact_timing: bool,
 }
 
 /// One key's previous versions, the most recent first.
@@ -115,6 +117,7 @@ mod tests {
             config: Box::default(),
             keep_mapped: false,
             allow_signal_handlers: false,
+            exact_timing: false,
         })
     }
 

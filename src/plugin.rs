@@ -79,6 +79,9 @@ pub struct LoadOptions<'a> {
     pub keep_versions: Option<usize>,
     /// Keep a second name for the loaded bytes (`Plugin::take_kept_copy`), for rollback.
     pub keep_copy: bool,
+    /// Time every call for the statistics, not a sample of calls shorter than 2 us. Read by
+    /// the registry.
+    pub exact_timing: bool,
 }
 
 impl<'a> LoadOptions<'a> {

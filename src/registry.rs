@@ -58,7 +58,7 @@ pub struct LibraryInfo {
     pub replacements: u64,
     /// Successful rollbacks.
     pub rollbacks: u64,
-    /// The last failed call's message (a failed load is the caller's exception and a log record).
+    /// The message of the last failed call, replace or rollback, whichever came last.
     pub last_error: Option<String>,
     /// The serving generation, then the ones still draining, newest first.
     pub generations: Vec<GenerationInfo>,
@@ -275,7 +275,10 @@ impl Registry {
         let keep = asked_keep.unwrap_or_else(|| lock(&slot.history).keep());
         let next = *lock(&slot.generation) + 1;
         let opened = self.open(&slot.key, Path::new(path), options, keep, next);
-        let (plugin, load_nanos) = opened.map_err(|e| loudly(&slot.key, e))?;
+        let (plugin, load_nanos) = opened.map_err(|e| {
+            slot.stats.failed(e.to_string());
+            loudly(&slot.key, e)
+        })?;
         let mut generation = lock(&slot.generation);
         if slot.current.load().is_none() {
             drop(generation);
@@ -335,6 +338,7 @@ impl Registry {
             sha256: Some(*copy.sha256()),
             keep_versions: None,
             keep_copy: false,
+            exact_timing: origin.exact_timing,
         };
         let next = *lock(&slot.generation) + 1;
         let (plugin, load_nanos) = match self.open_plugin(&slot.key, copy.path(), &options, next) {
@@ -351,6 +355,7 @@ impl Registry {
                         cause,
                     },
                 );
+                slot.stats.failed(error.to_string());
                 lock(&slot.history).restore(origin);
                 return Err(error);
             }
@@ -363,7 +368,12 @@ impl Registry {
         }
         *generation += 1;
         let new_generation = *generation;
-        let record = Generation::new(new_generation, *plugin.sha256(), load_nanos);
+        let record = Generation::new(
+            new_generation,
+            *plugin.sha256(),
+            load_nanos,
+            origin.exact_timing,
+        );
         let version = Version::new(
             Arc::clone(&slot.key),
             record,
@@ -583,8 +593,14 @@ impl Registry {
             config: options.config.into(),
             keep_mapped: options.keep_mapped,
             allow_signal_handlers: options.allow_signal_handlers,
+            exact_timing: options.exact_timing,
         });
-        let record = Generation::new(generation, *plugin.sha256(), load_nanos);
+        let record = Generation::new(
+            generation,
+            *plugin.sha256(),
+            load_nanos,
+            options.exact_timing,
+        );
         let version = Version::new(
             Arc::clone(key),
             record,

@@ -132,7 +132,9 @@ impl SnapshotDir {
     /// Gives `snapshot`'s file a second name that outlives it, so that the very bytes that were
     /// loaded can be loaded again later (rollback) whatever happens to the source path.
     ///
-    /// A hard link: no copy, and the kept name sits in the same owner-only directory.
+    /// A hard link: no copy, and the kept name sits in the same owner-only directory. While the
+    /// version is mapped the kept name is that mapping's inode, so like the snapshot itself it
+    /// must never be written to; only this process's user can reach it.
     pub fn keep(&self, snapshot: &Snapshot) -> Result<KeptCopy, LoadError> {
         let name = snapshot
             .path

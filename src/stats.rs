@@ -5,12 +5,13 @@
 //! line. Readers add the shards up. Per-key totals are the serving generation, the generations
 //! still draining, and what retired generations left behind when they closed.
 //!
-//! Every call is counted; not every call is timed. Reading the clock costs about 10 ns here (a
-//! `rdtsc`), twice per call, which is a fifth of a short call. So a call that took at least
-//! `ALWAYS_TIMED_NANOS` keeps the next one timed too, and after a shorter one a shard times one
-//! call in up to `MAX_WEIGHT`, adding its time once for each call it stands for. Times of calls
-//! of a few microseconds and more are exact; those of shorter calls are an unbiased estimate,
-//! and the maximum is that of the calls timed.
+//! Every call is counted; by default not every call is timed. Reading the clock costs about
+//! 10 ns here (a `rdtsc`), twice per call, which is a fifth of a short call. So a call that took
+//! at least `ALWAYS_TIMED_NANOS` keeps the next one timed too, and after a shorter one a shard
+//! times one call in up to `MAX_WEIGHT`, adding its time once for each call it stands for. While
+//! calls take microseconds, every call is timed; while they take less, the total is an estimate
+//! and the maximum is that of the calls timed, which can miss a rare slow call among fast ones.
+//! A load with exact timing times every call.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -111,13 +112,13 @@ impl Counts {
 #[derive(Debug)]
 pub struct CallStats {
     shards: Box<[Shard]>,
+    /// Time every call, not a sample of the short ones.
+    exact: bool,
 }
 
 impl Default for CallStats {
     fn default() -> Self {
-        CallStats {
-            shards: (0..shard_count()).map(|_| Shard::default()).collect(),
-        }
+        CallStats::new(false)
     }
 }
 
@@ -127,9 +128,18 @@ pub struct Timing<'a> {
     shard: &'a Shard,
     /// The clock when the call began, if this one is timed.
     start: Option<u64>,
+    exact: bool,
 }
 
 impl CallStats {
+    /// Counters that time every call (`exact`) or a sample of the short ones.
+    pub fn new(exact: bool) -> CallStats {
+        CallStats {
+            shards: (0..shard_count()).map(|_| Shard::default()).collect(),
+            exact,
+        }
+    }
+
     /// Counts a call as in flight from now.
     #[inline]
     pub fn begin(&self) -> Timing<'_> {
@@ -144,7 +154,11 @@ impl CallStats {
             shard.countdown.store(left - 1, Ordering::Relaxed);
             None
         };
-        Timing { shard, start }
+        Timing {
+            shard,
+            start,
+            exact: self.exact,
+        }
     }
 
     /// Adds the shards up.
@@ -180,9 +194,13 @@ impl Timing<'_> {
             if nanos > shard.max_nanos.load(Ordering::Relaxed) {
                 shard.max_nanos.fetch_max(nanos, Ordering::Relaxed);
             }
-            let next = (ALWAYS_TIMED_NANOS / nanos.max(1))
-                .clamp(1, MAX_WEIGHT)
-                .next_power_of_two();
+            let next = if self.exact {
+                1
+            } else {
+                (ALWAYS_TIMED_NANOS / nanos.max(1))
+                    .clamp(1, MAX_WEIGHT)
+                    .next_power_of_two()
+            };
             // At most MAX_WEIGHT, so it fits.
             let next = next as u32;
             shard.weight.store(next, Ordering::Relaxed);
@@ -209,13 +227,13 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// A generation with no calls yet.
-    pub fn new(generation: u64, sha256: [u8; 32], load_nanos: u64) -> Generation {
+    /// A generation with no calls yet; `exact` times every call.
+    pub fn new(generation: u64, sha256: [u8; 32], load_nanos: u64, exact: bool) -> Generation {
         Generation {
             generation,
             sha256,
             load_nanos,
-            calls: CallStats::default(),
+            calls: CallStats::new(exact),
         }
     }
 }
@@ -270,7 +288,8 @@ impl KeyStats {
         self.rollbacks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Remembers the last failed call; only failures write here.
+    /// Remembers the last failure (a call's, a replace's or a rollback's); only failures write
+    /// here.
     pub fn failed(&self, message: String) {
         self.lock().last_error = Some(message);
     }
@@ -363,6 +382,17 @@ mod tests {
         }
         assert_eq!(timed, 5, "calls over ALWAYS_TIMED_NANOS are all timed");
         assert!(slow.counts().total_nanos >= 5_000_000);
+
+        let exact = CallStats::new(true);
+        let timed = (0..100)
+            .filter(|_| {
+                let timing = exact.begin();
+                let was = timing.start.is_some();
+                timing.end(false);
+                was
+            })
+            .count();
+        assert_eq!(timed, 100, "exact timing times every call");
     }
 
     #[test]
@@ -386,11 +416,11 @@ mod tests {
     #[test]
     fn key_totals_keep_what_closed_generations_counted() {
         let key = KeyStats::default();
-        let old = Arc::new(Generation::new(1, [0; 32], 5));
+        let old = Arc::new(Generation::new(1, [0; 32], 5, false));
         old.calls.begin().end(false);
         old.calls.begin().end(true);
         key.draining(Arc::clone(&old));
-        let serving = Generation::new(2, [0; 32], 5);
+        let serving = Generation::new(2, [0; 32], 5, false);
         serving.calls.begin().end(false);
         assert_eq!(key.totals(Some(&serving)).calls, 3);
         assert_eq!(key.draining_generations().len(), 1);

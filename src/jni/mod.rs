@@ -121,6 +121,8 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_rollback<'l>(
 const OPTION_KEEP_MAPPED: jint = 1;
 /// `NativeBridge.OPTION_ALLOW_SIGNAL_HANDLERS`.
 const OPTION_ALLOW_SIGNAL_HANDLERS: jint = 2;
+/// `NativeBridge.OPTION_EXACT_TIMING`.
+const OPTION_EXACT_TIMING: jint = 4;
 
 /// The arguments `load` and `replace` share: key, path, config, option bits, the expected
 /// SHA-256 and how many previous versions to keep.
@@ -169,6 +171,7 @@ fn open_version<'l>(
             sha256,
             keep_versions,
             keep_copy: false,
+            exact_timing: options & OPTION_EXACT_TIMING != 0,
         };
         Ok(count(op(registry(), &key, &path, &options)?))
     })

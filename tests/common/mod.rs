@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use proxy::Registry;
+use proxy::{LibraryInfo, Registry};
 
 /// Where the built plugins are.
 pub struct Plugins {
@@ -123,4 +123,16 @@ pub fn overwrite_in_place(dest: &Path, source: &Path) {
         inode,
         "must keep the inode"
     );
+}
+
+/// Asserts that what serves a key is as it was (`last_error` aside, which records the failure
+/// that left it so); returns that last error.
+pub fn same_library(before: &LibraryInfo, after: LibraryInfo) -> Option<String> {
+    let last_error = after.last_error.clone();
+    let after = LibraryInfo {
+        last_error: before.last_error.clone(),
+        ..after
+    };
+    assert_eq!(&after, before, "the serving version is untouched");
+    last_error
 }

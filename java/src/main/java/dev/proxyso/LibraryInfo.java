@@ -6,9 +6,14 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * What is loaded under one key: an immutable snapshot taken when {@link ProxySo#info(String)} or
- * {@link ProxySo#list()} was called. A later {@code replace} or {@code unload} does not change an
- * instance already obtained.
+ * What is loaded under one key, and how it has been called: an immutable snapshot taken when
+ * {@link ProxySo#info(String)} or {@link ProxySo#list()} was called. A later call, {@code replace},
+ * {@code rollback} or {@code unload} does not change an instance already obtained.
+ *
+ * <p>Two instances are {@linkplain #equals(Object) equal} when they describe the same loaded
+ * state: the same version of the same key, loaded the same way, with the same previous versions
+ * kept and the same counts of retired versions. The call statistics ({@link #getStats()},
+ * {@link #getGenerations()}) are not compared, since every call changes them.
  */
 public final class LibraryInfo {
     /** The key. */
@@ -33,12 +38,24 @@ public final class LibraryInfo {
     private final long retiredVersions;
     /** Of those, how many stayed mapped after dlclose although not kept on purpose. */
     private final long pinnedVersions;
+    /** The SHA-256 digest of the serving version's file, lower-case hex. */
+    private final String sha256;
+    /** The key's call statistics since it was loaded. */
+    private final CallStats stats;
+    /** The serving generation first, then replaced ones still draining; unmodifiable. */
+    private final List<GenerationStats> generations;
+    /** How many previous versions the key keeps for rollback. */
+    private final int keepVersions;
+    /** The kept previous versions, the one a rollback restores first; unmodifiable. */
+    private final List<PreviousVersion> previousVersions;
 
     /**
      * Creates an instance. Called by native code with the JNI signature
      * <code>(Ljava/lang/String;JLjava/lang/String;Ljava/lang/String;Ljava/lang/String;
-     * Ljava/lang/String;[Ljava/lang/String;ZZJJ)V</code> (one line),
-     * so it must not throw: a {@code null} array is taken as no methods.
+     * Ljava/lang/String;[Ljava/lang/String;ZZJJLjava/lang/String;[JLjava/lang/String;[J
+     * [Ljava/lang/String;I[J[Ljava/lang/String;[Ljava/lang/String;)V</code> (one line), so it
+     * must not throw: a {@code null} array is taken as empty, and an entry missing from an array
+     * shorter than it should be as 0 or {@code null}.
      *
      * @param key the key
      * @param generation the generation of the loaded version
@@ -51,10 +68,24 @@ public final class LibraryInfo {
      * @param keptMapped whether this version stays mapped after it retires
      * @param retiredVersions versions of the key destroyed and closed while it stayed loaded
      * @param pinnedVersions of those, the ones that stayed mapped although not kept on purpose
+     * @param sha256 the serving version's SHA-256 digest, lower-case hex
+     * @param keyStats the key's totals: calls, failed calls, in flight, total call nanoseconds,
+     *     longest call nanoseconds, replacements, rollbacks
+     * @param lastError the last failed call's, replace's or rollback's message, or {@code null}
+     * @param generations 7 longs a generation (generation, calls, failed calls, in flight, total
+     *     call nanoseconds, longest call nanoseconds, load nanoseconds), the serving one first,
+     *     then replaced ones still draining, newest first
+     * @param generationDigests the SHA-256 digest of each generation, in the same order
+     * @param keepVersions how many previous versions the key keeps
+     * @param previousGenerations the kept previous versions' generations, most recent first
+     * @param previousPaths their source paths as given
+     * @param previousDigests their SHA-256 digests
      */
     LibraryInfo(String key, long generation, String path, String snapshotPath, String name,
             String version, String[] methods, boolean serialized, boolean keptMapped,
-            long retiredVersions, long pinnedVersions) {
+            long retiredVersions, long pinnedVersions, String sha256, long[] keyStats,
+            String lastError, long[] generations, String[] generationDigests, int keepVersions,
+            long[] previousGenerations, String[] previousPaths, String[] previousDigests) {
         this.key = key;
         this.generation = generation;
         this.path = path;
@@ -68,6 +99,43 @@ public final class LibraryInfo {
         this.keptMapped = keptMapped;
         this.retiredVersions = retiredVersions;
         this.pinnedVersions = pinnedVersions;
+        this.sha256 = sha256;
+        this.stats = new CallStats(at(keyStats, 0), at(keyStats, 1), at(keyStats, 2),
+                at(keyStats, 3), at(keyStats, 4), at(keyStats, 5), at(keyStats, 6), lastError);
+        this.generations = generationStats(generations, generationDigests);
+        this.keepVersions = keepVersions;
+        this.previousVersions = previousVersions(previousGenerations, previousPaths,
+                previousDigests);
+    }
+
+    private static long at(long[] values, int index) {
+        return values != null && index < values.length ? values[index] : 0;
+    }
+
+    private static String at(String[] values, int index) {
+        return values != null && index < values.length ? values[index] : null;
+    }
+
+    private static List<GenerationStats> generationStats(long[] values, String[] digests) {
+        int count = values == null ? 0 : values.length / 7;
+        List<GenerationStats> list = new ArrayList<GenerationStats>(count);
+        for (int i = 0; i < count; i++) {
+            int at = 7 * i;
+            list.add(new GenerationStats(values[at], at(digests, i), values[at + 1],
+                    values[at + 2], values[at + 3], values[at + 4], values[at + 5],
+                    values[at + 6]));
+        }
+        return Collections.unmodifiableList(list);
+    }
+
+    private static List<PreviousVersion> previousVersions(long[] generations, String[] paths,
+            String[] digests) {
+        int count = generations == null ? 0 : generations.length;
+        List<PreviousVersion> list = new ArrayList<PreviousVersion>(count);
+        for (int i = 0; i < count; i++) {
+            list.add(new PreviousVersion(generations[i], at(paths, i), at(digests, i)));
+        }
+        return Collections.unmodifiableList(list);
     }
 
     /**
@@ -186,6 +254,64 @@ public final class LibraryInfo {
         return pinnedVersions;
     }
 
+    /**
+     * Returns the SHA-256 digest of the serving version's file, computed from the private copy
+     * that was opened, so it is the digest of the code that runs.
+     *
+     * @return 64 lower-case hexadecimal digits
+     */
+    public String getSha256() {
+        return sha256;
+    }
+
+    /**
+     * Returns the key's call statistics, summed over every version since the key was loaded,
+     * with its counts of replacements and rollbacks and its last error.
+     *
+     * @return the key's statistics
+     */
+    public CallStats getStats() {
+        return stats;
+    }
+
+    /**
+     * Returns the call statistics of each version that is still loaded: the serving one first,
+     * then the replaced ones whose calls are still running (draining), newest first. Versions
+     * that retired are gone from the list; their calls stay in {@link #getStats()}.
+     *
+     * @return an unmodifiable list, the serving version first
+     */
+    public List<GenerationStats> getGenerations() {
+        return generations;
+    }
+
+    /**
+     * Returns how many previous versions the key keeps for {@link ProxySo#rollback(String)}, as
+     * set by {@link LoadOptions.Builder#keepVersions(int)} (1 unless set).
+     *
+     * @return the number of previous versions the key keeps at most
+     */
+    public int getKeepVersions() {
+        return keepVersions;
+    }
+
+    /**
+     * Returns the previous versions kept for {@link ProxySo#rollback(String)}, the one the next
+     * rollback restores first.
+     *
+     * @return an unmodifiable list, empty if no rollback is possible
+     */
+    public List<PreviousVersion> getPreviousVersions() {
+        return previousVersions;
+    }
+
+    /**
+     * Tells whether another instance describes the same loaded state: every property except the
+     * call statistics ({@link #getStats()} and {@link #getGenerations()}).
+     *
+     * @param other the object to compare with
+     * @return {@code true} if {@code other} is a {@code LibraryInfo} of the same loaded state
+     */
     @Override
     public boolean equals(Object other) {
         if (this == other) {
@@ -205,17 +331,31 @@ public final class LibraryInfo {
                 && equal(snapshotPath, that.snapshotPath)
                 && equal(name, that.name)
                 && equal(version, that.version)
-                && methods.equals(that.methods);
+                && methods.equals(that.methods)
+                && equal(sha256, that.sha256)
+                && keepVersions == that.keepVersions
+                && previousVersions.equals(that.previousVersions);
     }
 
+    /**
+     * Returns a hash code consistent with {@link #equals(Object)}: of every property except the
+     * call statistics.
+     *
+     * @return the hash code
+     */
     @Override
     public int hashCode() {
         return Arrays.hashCode(new Object[] {
             key, generation, path, snapshotPath, name, version, methods, serialized, keptMapped,
-            retiredVersions, pinnedVersions,
+            retiredVersions, pinnedVersions, sha256, keepVersions, previousVersions,
         });
     }
 
+    /**
+     * Describes the instance, statistics included.
+     *
+     * @return every property, for logs
+     */
     @Override
     public String toString() {
         return "LibraryInfo{key=" + key
@@ -229,6 +369,11 @@ public final class LibraryInfo {
                 + ", keptMapped=" + keptMapped
                 + ", retiredVersions=" + retiredVersions
                 + ", pinnedVersions=" + pinnedVersions
+                + ", sha256=" + sha256
+                + ", keepVersions=" + keepVersions
+                + ", previousVersions=" + previousVersions
+                + ", stats=" + stats
+                + ", generations=" + generations
                 + "}";
     }
 

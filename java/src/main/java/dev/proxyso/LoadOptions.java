@@ -5,12 +5,16 @@ import java.util.Arrays;
 /**
  * How {@link ProxySo#load(String, String, LoadOptions)} and
  * {@link ProxySo#replace(String, String, LoadOptions)} load one version of a plugin: the
- * configuration bytes handed to its {@code init}, and two guards a careful host relaxes only for a
- * plugin that needs it. Immutable and thread-safe; build one with {@link #builder()}.
+ * configuration bytes handed to its {@code init}, the digest the file must have, how many
+ * previous versions the key keeps for {@link ProxySo#rollback(String)}, and two guards a careful
+ * host relaxes only for a plugin that needs it. Immutable and thread-safe; build one with
+ * {@link #builder()}.
  *
  * <pre>{@code
  * LoadOptions options = LoadOptions.builder()
  *         .config("threshold=0.8".getBytes(StandardCharsets.UTF_8))
+ *         .sha256("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+ *         .keepVersions(3)        // three rollbacks possible
  *         .keepMapped(true)       // the plugin registers pthread_key destructors
  *         .build();
  * ProxySo.load("model", "/opt/models/libdetector.so", options);
@@ -18,7 +22,13 @@ import java.util.Arrays;
  */
 public final class LoadOptions {
     private static final byte[] NO_CONFIG = new byte[0];
-    private static final LoadOptions DEFAULTS = new LoadOptions(NO_CONFIG, false, false);
+    /** The most previous versions a key can keep for rollback. */
+    public static final int MAX_KEEP_VERSIONS = 64;
+    /** {@link #getKeepVersions()} when it was not set: the key's own setting stays. */
+    public static final int KEEP_VERSIONS_DEFAULT = NativeBridge.KEEP_VERSIONS_UNCHANGED;
+    private static final LoadOptions DEFAULTS =
+            new LoadOptions(NO_CONFIG, false, false, null, KEEP_VERSIONS_DEFAULT, false);
+    private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     /** The configuration bytes; never exposed, only copies of it. */
     private final byte[] config;
@@ -26,15 +36,26 @@ public final class LoadOptions {
     private final boolean keepMapped;
     /** Whether a plugin may change a signal handler the JVM relies on. */
     private final boolean allowSignalHandlers;
+    /** The file's expected SHA-256 digest, 32 bytes, or {@code null}; never exposed. */
+    private final byte[] sha256;
+    /** Previous versions kept for rollback, or {@link #KEEP_VERSIONS_DEFAULT}. */
+    private final int keepVersions;
+    /** Whether every call of this version is timed for its statistics. */
+    private final boolean exactTiming;
 
-    private LoadOptions(byte[] config, boolean keepMapped, boolean allowSignalHandlers) {
+    private LoadOptions(byte[] config, boolean keepMapped, boolean allowSignalHandlers,
+            byte[] sha256, int keepVersions, boolean exactTiming) {
         this.config = config;
         this.keepMapped = keepMapped;
         this.allowSignalHandlers = allowSignalHandlers;
+        this.sha256 = sha256;
+        this.keepVersions = keepVersions;
+        this.exactTiming = exactTiming;
     }
 
     /**
-     * Returns the default options: empty configuration, retired versions unmapped, signal handlers
+     * Returns the default options: empty configuration, no digest check, the key's number of kept
+     * versions left as it is (1 for a new key), retired versions unmapped, signal handlers
      * guarded.
      *
      * @return the default options
@@ -89,15 +110,73 @@ public final class LoadOptions {
         return allowSignalHandlers;
     }
 
+    /**
+     * Returns the SHA-256 digest the plugin file must have. When it is set, {@code load} and
+     * {@code replace} hash the private copy they are about to open (what is checked is what is
+     * mapped) and refuse a file whose digest differs with a {@link LibraryLoadException} naming
+     * the path, the expected and the actual digest; nothing changes then.
+     *
+     * @return the expected digest as 64 lower-case hexadecimal digits, or {@code null} if the file
+     *     is not checked (the default)
+     */
+    public String getSha256() {
+        return sha256 == null ? null : hex(sha256);
+    }
+
+    /**
+     * Returns how many previous versions the key keeps for {@link ProxySo#rollback(String)} from
+     * this load or replace on. Each kept version costs its private copy on disk, not memory:
+     * a rollback opens it again. A replace drops the oldest kept version beyond this number.
+     * The copy is made when a version is loaded, so a version loaded while its key kept none
+     * can never be rolled back to, even once the key keeps versions again.
+     *
+     * @return 0 to {@value #MAX_KEEP_VERSIONS}, or {@value #KEEP_VERSIONS_DEFAULT} (the default)
+     *     to leave the key's setting as it is: 1 for a key being loaded, unchanged on a replace
+     */
+    public int getKeepVersions() {
+        return keepVersions;
+    }
+
+    /**
+     * Tells whether every call of this version is timed for its statistics
+     * ({@link CallStats#getTotalCallNanos()}, {@link CallStats#getMaxCallNanos()}). Every call
+     * is always counted; by default, while calls take less than about 2 microseconds, only a
+     * sample of them is timed (reading the clock twice would cost a fifth of such a call), so the
+     * total is an estimate and the maximum can miss a rare slow call among fast ones. Calls of a
+     * few microseconds and more are all timed either way. This option times every call, for about
+     * 20 nanoseconds more per call.
+     *
+     * @return {@code true} if every call is timed; {@code false} by default
+     */
+    public boolean isExactTiming() {
+        return exactTiming;
+    }
+
     /** The configuration bytes without a copy, for {@link ProxySo} only. */
     byte[] config() {
         return config;
     }
 
+    /** The expected digest without a copy, or {@code null}; for {@link ProxySo} only. */
+    byte[] sha256() {
+        return sha256;
+    }
+
+    /**
+     * These options without the expected digest, which names one file: what a watch replaces
+     * with after the file changed.
+     */
+    LoadOptions withoutSha256() {
+        return sha256 == null ? this
+                : new LoadOptions(config, keepMapped, allowSignalHandlers, null, keepVersions,
+                        exactTiming);
+    }
+
     /** These options as {@link NativeBridge} option bits. */
     int bits() {
         return (keepMapped ? NativeBridge.OPTION_KEEP_MAPPED : 0)
-                | (allowSignalHandlers ? NativeBridge.OPTION_ALLOW_SIGNAL_HANDLERS : 0);
+                | (allowSignalHandlers ? NativeBridge.OPTION_ALLOW_SIGNAL_HANDLERS : 0)
+                | (exactTiming ? NativeBridge.OPTION_EXACT_TIMING : 0);
     }
 
     @Override
@@ -111,29 +190,70 @@ public final class LoadOptions {
         LoadOptions that = (LoadOptions) other;
         return keepMapped == that.keepMapped
                 && allowSignalHandlers == that.allowSignalHandlers
-                && Arrays.equals(config, that.config);
+                && keepVersions == that.keepVersions
+                && exactTiming == that.exactTiming
+                && Arrays.equals(config, that.config)
+                && Arrays.equals(sha256, that.sha256);
     }
 
     @Override
     public int hashCode() {
         int hash = Arrays.hashCode(config);
         hash = 31 * hash + (keepMapped ? 1 : 0);
-        return 31 * hash + (allowSignalHandlers ? 1 : 0);
+        hash = 31 * hash + (allowSignalHandlers ? 1 : 0);
+        hash = 31 * hash + Arrays.hashCode(sha256);
+        hash = 31 * hash + (exactTiming ? 1 : 0);
+        return 31 * hash + keepVersions;
     }
 
     /**
      * Describes the options; the configuration appears as its length only, since it may hold
      * secrets.
      *
-     * @return a description such as
-     *     {@code LoadOptions{config=12 bytes, keepMapped=true, allowSignalHandlers=false}}
+     * @return a description such as {@code LoadOptions{config=12 bytes, sha256=null,
+     *     keepVersions=-1, keepMapped=true, allowSignalHandlers=false, exactTiming=false}}
      */
     @Override
     public String toString() {
         return "LoadOptions{config=" + config.length + " bytes"
+                + ", sha256=" + getSha256()
+                + ", keepVersions=" + keepVersions
                 + ", keepMapped=" + keepMapped
                 + ", allowSignalHandlers=" + allowSignalHandlers
+                + ", exactTiming=" + exactTiming
                 + "}";
+    }
+
+    /** Lower-case hexadecimal digits of bytes. */
+    static String hex(byte[] bytes) {
+        char[] chars = new char[bytes.length * 2];
+        for (int i = 0; i < bytes.length; i++) {
+            chars[2 * i] = HEX[(bytes[i] >> 4) & 0xf];
+            chars[2 * i + 1] = HEX[bytes[i] & 0xf];
+        }
+        return new String(chars);
+    }
+
+    /** The 32 bytes of a SHA-256 digest written as 64 hexadecimal digits, either case. */
+    static byte[] parseSha256(String hex) {
+        if (hex == null) {
+            throw new NullPointerException("sha256 must not be null");
+        }
+        if (hex.length() != 64) {
+            throw new IllegalArgumentException("sha256 must be 64 hexadecimal digits, not "
+                    + hex.length() + " characters: \"" + hex + "\"");
+        }
+        byte[] bytes = new byte[32];
+        for (int i = 0; i < 64; i++) {
+            int digit = Character.digit(hex.charAt(i), 16);
+            // Character.digit also accepts non-ASCII digits; a digest is written in ASCII.
+            if (digit < 0 || hex.charAt(i) > 'f') {
+                throw new IllegalArgumentException("sha256 must be 64 hexadecimal digits; "
+                        + "character " + i + " of \"" + hex + "\" is not one");
+            }
+            bytes[i / 2] = (byte) (bytes[i / 2] | (i % 2 == 0 ? digit << 4 : digit));
+        }
+        return bytes;
     }
 
     /** Builds {@link LoadOptions}; not thread-safe. Every setting starts at its default. */
@@ -141,6 +261,9 @@ public final class LoadOptions {
         private byte[] config = NO_CONFIG;
         private boolean keepMapped;
         private boolean allowSignalHandlers;
+        private boolean exactTiming;
+        private byte[] sha256;
+        private int keepVersions = KEEP_VERSIONS_DEFAULT;
 
         private Builder() {
         }
@@ -187,13 +310,59 @@ public final class LoadOptions {
         }
 
         /**
+         * Times every call of this version for its statistics, instead of a sample of the calls
+         * shorter than about 2 microseconds; see {@link LoadOptions#isExactTiming()}.
+         *
+         * @param exactTiming {@code true} to time every call
+         * @return this builder
+         */
+        public Builder exactTiming(boolean exactTiming) {
+            this.exactTiming = exactTiming;
+            return this;
+        }
+
+        /**
+         * Sets the SHA-256 digest the plugin file must have; see {@link LoadOptions#getSha256()}.
+         *
+         * @param hex the digest as 64 hexadecimal digits, upper or lower case (what
+         *     {@code sha256sum} prints)
+         * @return this builder
+         * @throws NullPointerException if {@code hex} is {@code null}
+         * @throws IllegalArgumentException if {@code hex} is not 64 hexadecimal digits
+         */
+        public Builder sha256(String hex) {
+            this.sha256 = parseSha256(hex);
+            return this;
+        }
+
+        /**
+         * Sets how many previous versions the key keeps for {@link ProxySo#rollback(String)}; see
+         * {@link LoadOptions#getKeepVersions()}. Not set, a load keeps 1 and a replace leaves the
+         * key's number as it is.
+         *
+         * @param keepVersions 0 (no rollback) to {@value LoadOptions#MAX_KEEP_VERSIONS}
+         * @return this builder
+         * @throws IllegalArgumentException if {@code keepVersions} is negative or larger than
+         *     {@value LoadOptions#MAX_KEEP_VERSIONS}
+         */
+        public Builder keepVersions(int keepVersions) {
+            if (keepVersions < 0 || keepVersions > MAX_KEEP_VERSIONS) {
+                throw new IllegalArgumentException("keepVersions must be 0 to "
+                        + MAX_KEEP_VERSIONS + ", not " + keepVersions);
+            }
+            this.keepVersions = keepVersions;
+            return this;
+        }
+
+        /**
          * Builds the options. The builder may be used again afterwards; the options built do not
          * change.
          *
          * @return the options
          */
         public LoadOptions build() {
-            return new LoadOptions(config, keepMapped, allowSignalHandlers);
+            return new LoadOptions(config, keepMapped, allowSignalHandlers, sha256, keepVersions,
+                    exactTiming);
         }
     }
 }

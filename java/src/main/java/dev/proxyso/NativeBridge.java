@@ -44,6 +44,20 @@ final class NativeBridge {
      * for, saturated at {@link Integer#MAX_VALUE}.
      */
     static final int OUTPUT_TOO_SMALL = 9;
+    /** {@link NoPreviousVersionException}: {@link #rollback(String)} found no kept version. */
+    static final int NO_PREVIOUS_VERSION = 10;
+
+    /** Log level of {@link #logged}: an error ({@code PROXYSO_LOG_ERROR}). */
+    static final int LOG_ERROR = 1;
+    /** Log level of {@link #logged}: a warning ({@code PROXYSO_LOG_WARN}). */
+    static final int LOG_WARN = 2;
+    /** Log level of {@link #logged}: information ({@code PROXYSO_LOG_INFO}). */
+    static final int LOG_INFO = 3;
+    /** Log level of {@link #logged}: detail ({@code PROXYSO_LOG_DEBUG}). */
+    static final int LOG_DEBUG = 4;
+
+    /** {@code keepVersions} of {@link #load} and {@link #replace}: leave the key's number as is. */
+    static final int KEEP_VERSIONS_UNCHANGED = -1;
 
     /**
      * Option bit of {@link #load} and {@link #replace}: keep every retired version of this load
@@ -57,6 +71,12 @@ final class NativeBridge {
      */
     static final int OPTION_ALLOW_SIGNAL_HANDLERS = 2;
 
+    /**
+     * Option bit of {@link #load} and {@link #replace}: time every call of this version for its
+     * statistics, not a sample of the short ones.
+     */
+    static final int OPTION_EXACT_TIMING = 4;
+
     private NativeBridge() {
     }
 
@@ -67,20 +87,41 @@ final class NativeBridge {
      * @param path the plugin file
      * @param config configuration bytes for the plugin's init; never {@code null}
      * @param options a combination of the {@code OPTION_} bits of this class
+     * @param sha256 the file's expected SHA-256 digest, exactly 32 bytes, or {@code null} for no
+     *     check; a mismatch is a {@link LibraryLoadException} naming the path and both digests
+     * @param keepVersions how many previous versions the key keeps for {@link #rollback}, 0 to 64,
+     *     or {@link #KEEP_VERSIONS_UNCHANGED} for the default (1)
      * @return the generation of the loaded version
      */
-    static native long load(String key, String path, byte[] config, int options);
+    static native long load(String key, String path, byte[] config, int options, byte[] sha256,
+            int keepVersions);
 
     /**
-     * Loads a new version of a loaded key and swaps it in once it is fully initialised.
+     * Loads a new version of a loaded key and swaps it in once it is fully initialised; the
+     * version it replaces is kept for {@link #rollback} if the key keeps any.
      *
      * @param key the loaded key
      * @param path the plugin file
      * @param config configuration bytes for the plugin's init; never {@code null}
      * @param options a combination of the {@code OPTION_} bits of this class
+     * @param sha256 the file's expected SHA-256 digest, exactly 32 bytes, or {@code null} for no
+     *     check; a mismatch is a {@link LibraryLoadException} naming the path and both digests
+     * @param keepVersions how many previous versions the key keeps from now on, 0 to 64, or
+     *     {@link #KEEP_VERSIONS_UNCHANGED}
      * @return the new generation
      */
-    static native long replace(String key, String path, byte[] config, int options);
+    static native long replace(String key, String path, byte[] config, int options,
+            byte[] sha256, int keepVersions);
+
+    /**
+     * Swaps the most recent kept previous version of a key back in, re-opened from its kept
+     * private copy with the configuration and options it was loaded with. The version rolled back
+     * from is not kept. Drains as {@link #replace} does.
+     *
+     * @param key the loaded key
+     * @return the new generation (generations only go up)
+     */
+    static native long rollback(String key);
 
     /**
      * Removes a key; its version is closed once its calls in flight have returned.
@@ -178,6 +219,37 @@ final class NativeBridge {
     static native void configure(String snapshotDir);
 
     /**
+     * Waits up to {@code timeoutMillis} for log records, then delivers every queued record, in
+     * order, to {@link #logged} on the calling thread. Until the first call the native side writes
+     * its records to standard error; from then on they queue (at most 4096: when full the oldest
+     * are dropped, and a warning saying how many follows).
+     *
+     * @param timeoutMillis the longest wait for a first record, in milliseconds
+     * @return how many records were delivered
+     */
+    static native int drainLog(long timeoutMillis);
+
+    /**
+     * Receives one log record from {@link #drainLog(long)}. Called by native code only; it never
+     * throws.
+     *
+     * @param level one of the {@code LOG_} levels of this class
+     * @param fromPlugin {@code true} for a line a plugin wrote, {@code false} for the proxy's own
+     *     events
+     * @param key the key the record is about, or {@code null}
+     * @param generation the generation the record is about, or 0
+     * @param message the text
+     */
+    static void logged(int level, boolean fromPlugin, String key, long generation,
+            String message) {
+        try {
+            LogBridge.publish(level, fromPlugin, key, generation, message);
+        } catch (Throwable ignored) {
+            // Nothing may go back into native code; a record lost here is all the harm.
+        }
+    }
+
+    /**
      * Builds the exception that a native method is about to throw. Called by native code only; it
      * never throws (a failure to build the exception returns the failure itself).
      *
@@ -215,6 +287,8 @@ final class NativeBridge {
                     return new IllegalStateException(text);
                 case OUTPUT_TOO_SMALL:
                     return new OutputTooSmallException(text, key, method, code);
+                case NO_PREVIOUS_VERSION:
+                    return new NoPreviousVersionException(text, key);
                 default:
                     return new ProxySoInternalError("unknown exception kind " + kind + ": " + text);
             }

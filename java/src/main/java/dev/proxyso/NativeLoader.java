@@ -34,7 +34,8 @@ import java.util.Set;
  * <p>If every place fails, one {@link UnsatisfiedLinkError} lists each place and why it failed. The
  * failure is remembered: every later use throws it again without trying anew. Once the library is
  * loaded, {@link NativeBridge#configure(String)} receives the snapshot directory from the system
- * property {@value #SNAPSHOT_DIR_PROPERTY} (default {@code java.io.tmpdir}).
+ * property {@value #SNAPSHOT_DIR_PROPERTY} (default {@code java.io.tmpdir}), and the daemon thread
+ * of {@link LogBridge} starts handing the native log to {@code java.util.logging}.
  */
 final class NativeLoader {
     /** System property naming a {@code libproxy.so} to load instead of the embedded one. */
@@ -85,6 +86,8 @@ final class NativeLoader {
                 NativeBridge.configure(System.getProperty(SNAPSHOT_DIR_PROPERTY,
                         System.getProperty("java.io.tmpdir")));
                 loaded = true;
+                // From now on the native log reaches java.util.logging (LogBridge).
+                LogBridge.start();
                 return;
             } catch (UnsatisfiedLinkError e) {
                 UnsatisfiedLinkError wrong = new UnsatisfiedLinkError("the loaded "

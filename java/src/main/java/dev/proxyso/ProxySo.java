@@ -30,8 +30,16 @@ import java.util.concurrent.TimeUnit;
  * long generation = ProxySo.load("model", "/opt/plugins/libmodel.so");
  * String answer = ProxySo.call("model", "hello");
  * ProxySo.replace("model", "/opt/plugins/libmodel.so");   // after the file was updated
+ * ProxySo.rollback("model");                              // the version before, back again
  * ProxySo.unload("model");
  * }</pre>
+ *
+ * <p>For operators: {@link LoadOptions} can demand a file's SHA-256 digest and set how many
+ * previous versions a key keeps for {@link #rollback(String)}; {@link #info(String)} carries call
+ * statistics, also published as one {@link LibraryMXBean} per key; {@link #watch(String, String,
+ * WatchListener)} replaces a key whenever its file changes; and the native log (the proxy's events
+ * and the plugins' lines) goes to {@code java.util.logging}, loggers {@code dev.proxyso} and
+ * {@code dev.proxyso.plugin}, with messages that start {@code [key#generation] }.
  *
  * <p>Every method throws {@link NullPointerException} for a {@code null} argument,
  * {@link IllegalArgumentException} for an empty key or path, and {@link UnsatisfiedLinkError} if
@@ -74,15 +82,17 @@ public final class ProxySo {
 
     /**
      * Loads a plugin library under a new key with the given options: the configuration bytes
-     * handed to its init, and whether its retired versions stay mapped and it may change the JVM's
-     * signal handlers.
+     * handed to its init, the digest the file must have, how many previous versions the key keeps
+     * for {@link #rollback(String)}, and whether its retired versions stay mapped and it may
+     * change the JVM's signal handlers. Registers the key's {@link LibraryMXBean}.
      *
      * @param key the key to load it under; not loaded yet, not empty
      * @param path the plugin library file
      * @param options how to load it; {@link LoadOptions#defaults()} for the defaults
      * @return the generation of the loaded version (1 on the first load of a key)
      * @throws LibraryExistsException if a library is already loaded under the key
-     * @throws LibraryLoadException if the library cannot be loaded or its init fails, or (unless
+     * @throws LibraryLoadException if the library cannot be loaded or its init fails, its digest
+     *     is not {@link LoadOptions#getSha256()}, or (unless
      *     {@link LoadOptions#isAllowSignalHandlers()}) it changed a signal handler the JVM relies
      *     on, which is then restored
      */
@@ -91,7 +101,11 @@ public final class ProxySo {
         checkKey(key);
         checkPath(path);
         checkNotNull(options, "options");
-        return NativeBridge.load(key, path, options.config(), options.bits());
+        long generation = NativeBridge.load(key, path, options.config(), options.bits(),
+                options.sha256(), options.getKeepVersions());
+        Watcher.loaded(key, options);
+        LibraryBeans.register(key);
+        return generation;
     }
 
     /**
@@ -140,23 +154,51 @@ public final class ProxySo {
      * @param options how to load the new version; {@link LoadOptions#defaults()} for the defaults
      * @return the new generation, larger than every earlier one of the key
      * @throws NoSuchLibraryException if no library is loaded under the key
-     * @throws LibraryLoadException if the new version cannot be loaded, or (unless
-     *     {@link LoadOptions#isAllowSignalHandlers()}) it changed a signal handler the JVM relies
-     *     on, which is then restored; the old version keeps serving
+     * @throws LibraryLoadException if the new version cannot be loaded, its digest is not
+     *     {@link LoadOptions#getSha256()}, or (unless {@link LoadOptions#isAllowSignalHandlers()})
+     *     it changed a signal handler the JVM relies on, which is then restored; the old version
+     *     keeps serving
      */
     public static long replace(String key, String path, LoadOptions options) {
         NativeLoader.ensureLoaded();
         checkKey(key);
         checkPath(path);
         checkNotNull(options, "options");
-        return NativeBridge.replace(key, path, options.config(), options.bits());
+        long generation = NativeBridge.replace(key, path, options.config(), options.bits(),
+                options.sha256(), options.getKeepVersions());
+        Watcher.loaded(key, options);
+        return generation;
+    }
+
+    /**
+     * Swaps the key's most recent previous version back in, as a replace does: calls that start
+     * after this method returns run in it, calls already running finish in the version rolled
+     * back from, which is then destroyed and closed and not kept for another rollback; so each
+     * rollback goes one version further back. The previous version is opened again from the
+     * private copy kept when it was loaded (never from its path, which may hold another file by
+     * now), with the configuration and options it was loaded with, and gets a new generation.
+     * How many versions a key keeps is {@link LoadOptions.Builder#keepVersions(int)}: 1 unless
+     * set.
+     *
+     * @param key the loaded key
+     * @return the new generation, larger than every earlier one of the key
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws NoPreviousVersionException if the key keeps no previous version; nothing changes
+     * @throws LibraryLoadException if the previous version cannot be opened again; the current
+     *     version keeps serving and the kept versions stay as they were
+     */
+    public static long rollback(String key) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        return NativeBridge.rollback(key);
     }
 
     /**
      * Removes a key. New calls fail at once with {@link NoSuchLibraryException}; calls already
      * running finish, then the version is destroyed and closed (see
      * {@link #awaitRetired(String, long, TimeUnit)}). Every {@link LibraryHandle} opened on the key
-     * throws {@link NoSuchLibraryException} from then on, even after the key is loaded again.
+     * throws {@link NoSuchLibraryException} from then on, even after the key is loaded again. The
+     * key's {@link Watch}, if it has one, stops, and its {@link LibraryMXBean} is unregistered.
      *
      * @param key the key
      * @return {@code true} if a library was loaded under the key, {@code false} if none was
@@ -168,7 +210,77 @@ public final class ProxySo {
             return NativeBridge.unload(key);
         } finally {
             HandleCache.forget(key);
+            Watcher.unloaded(key);
+            LibraryBeans.unregister(key);
         }
+    }
+
+    /**
+     * Watches a plugin file and replaces the key from it whenever it changes, with the default
+     * settle time of 200 ms; see {@link #watch(String, String, WatchListener, long, TimeUnit)}.
+     *
+     * @param key the loaded key
+     * @param path the file to watch, usually the one the key was loaded from
+     * @param listener told of every replacement attempted
+     * @return the watch, to close when done
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws IllegalStateException if the key is watched already
+     * @throws IllegalArgumentException if the file's directory does not exist
+     * @throws java.io.UncheckedIOException if the directory cannot be watched
+     */
+    public static Watch watch(String key, String path, WatchListener listener) {
+        return watch(key, path, listener, Watcher.DEFAULT_SETTLE_MILLIS, TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * Watches a plugin file and replaces the key from it whenever it changes. After the file is
+     * created, written or moved into place (an atomic rename), the watch waits until its size and
+     * modification time have stayed the same for the settle time, so that a file still being
+     * written is never loaded, then calls {@link #replace(String, String, LoadOptions)} with the
+     * options of the key's last successful {@code load} or {@code replace} through this class,
+     * without their {@linkplain LoadOptions#getSha256() digest}, which named another file. A
+     * replacement that fails changes nothing: the old version keeps serving, and the next change
+     * of the file is tried again. The listener hears of every attempt.
+     *
+     * <p>The watch stops when it is closed, by {@link #unwatch(String)}, or when the key is
+     * unloaded. The directory holding the file is watched (inotify on Linux), so the file may be
+     * missing for a while; a symbolic link is not followed to its target's directory.
+     *
+     * @param key the loaded key
+     * @param path the file to watch, usually the one the key was loaded from; every replacement
+     *     loads this path
+     * @param listener told of every replacement attempted, on the watch thread
+     * @param settle how long the file must stay unchanged before it is loaded; 0 or more
+     * @param unit the unit of {@code settle}
+     * @return the watch, to close when done
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws IllegalStateException if the key is watched already
+     * @throws IllegalArgumentException if {@code settle} is negative or the file's directory does
+     *     not exist
+     * @throws java.io.UncheckedIOException if the directory cannot be watched
+     */
+    public static Watch watch(String key, String path, WatchListener listener, long settle,
+            TimeUnit unit) {
+        NativeLoader.ensureLoaded();
+        checkKey(key);
+        checkPath(path);
+        checkNotNull(listener, "listener");
+        checkNotNull(unit, "unit");
+        if (settle < 0) {
+            throw new IllegalArgumentException("settle must not be negative: " + settle);
+        }
+        return Watcher.watch(key, path, listener, unit.toNanos(settle));
+    }
+
+    /**
+     * Stops the key's watch, as {@link Watch#close()} does.
+     *
+     * @param key the key
+     * @return {@code true} if the key was watched, {@code false} if it was not
+     */
+    public static boolean unwatch(String key) {
+        checkKey(key);
+        return Watcher.unwatch(key);
     }
 
     /**

@@ -67,8 +67,17 @@ public class ApiContractTest {
         assertNpe("key", () -> ProxySo.info(null));
         assertNpe("key", () -> ProxySo.awaitRetired(null, 1, TimeUnit.SECONDS));
         assertNpe("unit", () -> ProxySo.awaitRetired(key, 1, null));
+        assertNpe("key", () -> ProxySo.rollback(null));
+        final WatchListener listener = event -> { };
+        assertNpe("key", () -> ProxySo.watch(null, path, listener));
+        assertNpe("path", () -> ProxySo.watch(key, null, listener));
+        assertNpe("listener", () -> ProxySo.watch(key, path, null));
+        assertNpe("unit", () -> ProxySo.watch(key, path, listener, 1, null));
+        assertNpe("key", () -> ProxySo.unwatch(null));
+        assertNpe("sha256", () -> LoadOptions.builder().sha256(null));
 
-        // None of that touched the loaded library or loaded another key.
+        // None of that touched the loaded library, watched it, or loaded another key.
+        assertFalse(ProxySo.unwatch(key));
         assertEquals(1, ProxySo.info(key).getGeneration());
         assertNull(ProxySo.info(key + "x"));
         assertEquals("null-test", ProxySo.call(key, ""));
@@ -83,6 +92,10 @@ public class ApiContractTest {
         assertThrows(IllegalArgumentException.class, () -> ProxySo.call("", new byte[0]));
         assertThrows(IllegalArgumentException.class, () -> ProxySo.call("", "x"));
         assertThrows(IllegalArgumentException.class, () -> ProxySo.info(""));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.rollback(""));
+        assertThrows(IllegalArgumentException.class,
+                () -> ProxySo.watch("", path, event -> { }));
+        assertThrows(IllegalArgumentException.class, () -> ProxySo.unwatch(""));
         assertNull(ProxySo.info("x" + keys.next("empty")));
     }
 
@@ -248,8 +261,65 @@ public class ApiContractTest {
         assertEquals(IllegalArgumentException.class, t.getClass());
         t = NativeBridge.exception(NativeBridge.INTERNAL, null, null, null, 0, "m7");
         assertEquals(ProxySoInternalError.class, t.getClass());
+        t = NativeBridge.exception(NativeBridge.NO_PREVIOUS_VERSION, "k", null, null, 0, "m10");
+        assertEquals(NoPreviousVersionException.class, t.getClass());
+        assertEquals("k", ((ProxySoException) t).getKey());
+        assertEquals("m10", t.getMessage());
         t = NativeBridge.exception(99, null, null, null, 0, null);
         assertEquals(ProxySoInternalError.class, t.getClass());
         assertNotNull(t.getMessage());
+    }
+
+    @Test
+    public void infoStatisticsAreWhatNativeCodePassedAndNullArraysAreEmpty() {
+        LibraryInfo info = new LibraryInfo("k", 4, "/p.so", "/snap.so", "n", "1", null, false,
+                false, 0, 0, "ab", new long[] {10, 2, 1, 500, 90, 3, 1}, "boom",
+                new long[] {4, 6, 1, 0, 300, 90, 1000, 3, 4, 1, 1, 200, 80, 2000},
+                new String[] {"d4", "d3"}, 2, new long[] {3, 1}, new String[] {"/p3.so", "/p1.so"},
+                new String[] {"d3", "d1"});
+        assertEquals("ab", info.getSha256());
+        CallStats stats = info.getStats();
+        assertEquals(10, stats.getCalls());
+        assertEquals(2, stats.getFailedCalls());
+        assertEquals(1, stats.getInFlight());
+        assertEquals(500, stats.getTotalCallNanos());
+        assertEquals(90, stats.getMaxCallNanos());
+        assertEquals(50, stats.getMeanCallNanos());
+        assertEquals(3, stats.getReplacements());
+        assertEquals(1, stats.getRollbacks());
+        assertEquals("boom", stats.getLastError());
+        assertEquals(2, info.getGenerations().size());
+        GenerationStats serving = info.getGenerations().get(0);
+        assertEquals(4, serving.getGeneration());
+        assertEquals("d4", serving.getSha256());
+        assertEquals(6, serving.getCalls());
+        assertEquals(1, serving.getFailedCalls());
+        assertEquals(0, serving.getInFlight());
+        assertEquals(300, serving.getTotalCallNanos());
+        assertEquals(90, serving.getMaxCallNanos());
+        assertEquals(1000, serving.getLoadNanos());
+        assertEquals(3, info.getGenerations().get(1).getGeneration());
+        assertEquals(1, info.getGenerations().get(1).getInFlight());
+        assertEquals(2000, info.getGenerations().get(1).getLoadNanos());
+        assertEquals(2, info.getKeepVersions());
+        assertEquals(2, info.getPreviousVersions().size());
+        assertEquals(3, info.getPreviousVersions().get(0).getGeneration());
+        assertEquals("/p3.so", info.getPreviousVersions().get(0).getPath());
+        assertEquals("d3", info.getPreviousVersions().get(0).getSha256());
+        assertEquals("d1", info.getPreviousVersions().get(1).getSha256());
+        assertThrows(UnsupportedOperationException.class,
+                () -> info.getGenerations().remove(0));
+        assertThrows(UnsupportedOperationException.class,
+                () -> info.getPreviousVersions().clear());
+
+        // Native code must never see this constructor throw: nulls and short arrays are empty.
+        LibraryInfo bare = new LibraryInfo("k", 1, "/p.so", "/snap.so", "n", "1", null, false,
+                false, 0, 0, null, null, null, new long[] {1, 2, 3}, null, 0, null, null, null);
+        assertEquals(0, bare.getStats().getCalls());
+        assertEquals(0, bare.getStats().getMeanCallNanos());
+        assertTrue(bare.getGenerations().isEmpty());
+        assertTrue(bare.getPreviousVersions().isEmpty());
+        assertTrue(bare.getMethods().isEmpty());
+        assertTrue(bare.toString(), bare.toString().contains("stats="));
     }
 }

@@ -159,8 +159,10 @@ public class BadInputTest {
 
     @Test
     public void signalHandlerPluginLoadsWhenAllowedInAChildJvm() throws Exception {
+        // English level names in the log: the assertion below reads them.
         ChildJvm.Result result = ChildJvm.run(60, ChildJvm.testClassPath(),
-                Collections.<String>emptyList(), GuardProbe.class.getName(), "signal-allowed");
+                Arrays.asList("-Duser.language=en", "-Duser.country=US"),
+                GuardProbe.class.getName(), "signal-allowed");
         // It loads, answers, unloads; the version stays mapped, since its handler is installed.
         for (String line : Arrays.asList("probe: loaded generation 1, kept mapped true",
                 "probe: answer signal", "probe: unloaded true", "probe: retired true",
@@ -168,8 +170,12 @@ public class BadInputTest {
             assertTrue("no line '" + line + "': " + result.describe(),
                     result.output.contains(line));
         }
+        // Logged as a warning through java.util.logging (logger dev.proxyso), which the default
+        // ConsoleHandler prints to standard error in two lines: time and source, then the level
+        // and the message, which names the key and the signal.
         assertTrue("the kept handler must be logged, naming the signal: " + result.describe(),
-                result.output.matches("(?s).*proxyso WARN [^\n]*SIGSEGV.*"));
+                result.output.matches("(?s).*dev\\.proxyso\r?\n"
+                        + "WARNING: \\[signal(#[0-9]+)?\\] [^\n]*SIGSEGV.*"));
         // The JVM itself (its -Xcheck:jni signal check) sees the plugin's handler in place.
         assertTrue("the JVM did not see a changed SIGSEGV handler: " + result.describe(),
                 result.output.contains("SIGSEGV handler modified"));

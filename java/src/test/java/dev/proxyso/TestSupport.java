@@ -12,6 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -112,6 +114,25 @@ final class TestSupport {
             fail("overwriting " + target + " in place changed its inode from " + inodeBefore + " to "
                     + inodeAfter);
         }
+    }
+
+    /** The SHA-256 digest of bytes, as 64 lower-case hexadecimal digits, computed in Java. */
+    static String sha256(byte[] bytes) {
+        try {
+            byte[] digest = MessageDigest.getInstance("SHA-256").digest(bytes);
+            StringBuilder hex = new StringBuilder(64);
+            for (byte b : digest) {
+                hex.append(String.format("%02x", b & 0xff));
+            }
+            return hex.toString();
+        } catch (NoSuchAlgorithmException e) {
+            throw new AssertionError("every JVM has SHA-256", e);
+        }
+    }
+
+    /** The SHA-256 digest of a file's content. */
+    static String sha256(String path) throws IOException {
+        return sha256(Files.readAllBytes(Paths.get(path)));
     }
 
     static Object inode(Path path) throws IOException {
