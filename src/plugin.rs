@@ -135,18 +135,28 @@ impl Plugin {
         key: Arc<str>,
         generation: u64,
     ) -> Result<Plugin, LoadError> {
-        let snapshot = snapshots.take(source, options.sha256.as_ref())?;
-        let kept_copy = if options.keep_copy {
-            Some(snapshots.keep(&snapshot)?)
-        } else {
-            None
-        };
+        let mut snapshot = snapshots.take(source, options.sha256.as_ref())?;
+        let mut plugin = Plugin::open_guarded(&snapshot, source, options, &key, generation)?;
+        // Computed beside dlopen and init, when there was no digest to check before them.
+        plugin.sha256 = snapshot.sha256()?;
+        if options.keep_copy {
+            plugin.kept_copy = Some(snapshots.keep(&snapshot, plugin.sha256)?);
+        }
+        Ok(plugin)
+    }
+
+    /// Opens `snapshot` with the JVM's signal handlers guarded: what plugin code changed is put
+    /// back, and the load fails, unless the options allow it.
+    fn open_guarded(
+        snapshot: &Snapshot,
+        source: &Path,
+        options: &LoadOptions<'_>,
+        key: &Arc<str>,
+        generation: u64,
+    ) -> Result<Plugin, LoadError> {
         let shown = source.display().to_string();
         let signals = signals::Snapshot::take();
-        let opened = open_snapshot(&snapshot, &shown, options, &key, generation).map(|mut p| {
-            p.kept_copy = kept_copy;
-            p
-        });
+        let opened = open_snapshot(snapshot, &shown, options, key, generation);
         let changed = signals.changed();
         if changed.is_empty() {
             return opened;
@@ -157,7 +167,7 @@ impl Plugin {
                 Ok(()) => {
                     log::event(
                         log::Level::Warn,
-                        &key,
+                        key,
                         generation,
                         format!(
                             "plugin {} {} changed the handler of {changed}; kept, as the load \
@@ -449,7 +459,8 @@ fn open_snapshot(
         snapshot_path,
         kept_mapped: options.keep_mapped,
         flags: desc.flags,
-        sha256: *snapshot.sha256(),
+        // Set by `open_as` once the digest is known.
+        sha256: [0; 32],
         kept_copy: None,
     };
     if let Some(init) = desc.init {

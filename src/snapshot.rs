@@ -113,16 +113,30 @@ impl SnapshotDir {
         let (path, mut copy) = self.create(&name)?;
         let mut snapshot = Snapshot {
             path,
-            sha256: [0; 32],
+            sha256: None,
+            hashing: None,
         };
-        snapshot.sha256 = copy_hashing(&mut file, &mut copy).map_err(|e| self.error(e))?;
         // Both checked after copying: what is checked is what will be mapped.
-        if let Some(expected) = expected {
-            if *expected != snapshot.sha256 {
-                return Err(LoadError::Digest {
-                    expected: hex(expected),
-                    found: hex(&snapshot.sha256),
-                });
+        match expected {
+            Some(expected) => {
+                let found = copy_hashing(&mut file, &mut copy).map_err(|e| self.error(e))?;
+                if *expected != found {
+                    return Err(LoadError::Digest {
+                        expected: hex(expected),
+                        found: hex(&found),
+                    });
+                }
+                snapshot.sha256 = Some(found);
+            }
+            None => {
+                // Nothing to check before dlopen: the kernel copies (copy_file_range), and the
+                // digest is computed on another thread while dlopen and init run.
+                io::copy(&mut file, &mut copy).map_err(|e| self.error(e))?;
+                let reader = fs::File::open(&snapshot.path).map_err(|e| self.error(e))?;
+                snapshot.hashing = std::thread::Builder::new()
+                    .name("proxyso-sha256".into())
+                    .spawn(move || copy_hashing(&mut { reader }, &mut io::sink()))
+                    .ok();
             }
         }
         elf::check(&copy).map_err(LoadError::NotLoadable)?;
@@ -135,7 +149,7 @@ impl SnapshotDir {
     /// A hard link: no copy, and the kept name sits in the same owner-only directory. While the
     /// version is mapped the kept name is that mapping's inode, so like the snapshot itself it
     /// must never be written to; only this process's user can reach it.
-    pub fn keep(&self, snapshot: &Snapshot) -> Result<KeptCopy, LoadError> {
+    pub fn keep(&self, snapshot: &Snapshot, sha256: [u8; 32]) -> Result<KeptCopy, LoadError> {
         let name = snapshot
             .path
             .file_name()
@@ -143,10 +157,7 @@ impl SnapshotDir {
             .unwrap_or_default();
         let path = snapshot.path.with_file_name(format!("{KEPT_PREFIX}{name}"));
         fs::hard_link(&snapshot.path, &path).map_err(|e| self.error(e))?;
-        Ok(KeptCopy {
-            path,
-            sha256: snapshot.sha256,
-        })
+        Ok(KeptCopy { path, sha256 })
     }
 
     /// Creates `name` in the private directory, making the directory first if need be (or
@@ -231,12 +242,19 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Debug)]
 pub struct Snapshot {
     path: PathBuf,
-    sha256: [u8; 32],
+    /// The SHA-256 of the copy, once known.
+    sha256: Option<[u8; 32]>,
+    /// The thread computing it, if it was not known at once.
+    hashing: Option<std::thread::JoinHandle<io::Result<[u8; 32]>>>,
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+        // The hashing thread reads through its own descriptor; no thread is left behind.
+        if let Some(hashing) = self.hashing.take() {
+            let _ = hashing.join();
+        }
     }
 }
 
@@ -246,9 +264,25 @@ impl Snapshot {
         &self.path
     }
 
-    /// The SHA-256 of the bytes copied.
-    pub fn sha256(&self) -> &[u8; 32] {
-        &self.sha256
+    /// The SHA-256 of the bytes copied, waiting for the thread computing it if need be.
+    pub fn sha256(&mut self) -> Result<[u8; 32], LoadError> {
+        if let Some(hashing) = self.hashing.take() {
+            let digest = match hashing.join() {
+                Ok(digest) => digest.map_err(LoadError::Read)?,
+                Err(_) => return Err(LoadError::Read(io::Error::other("hashing panicked"))),
+            };
+            self.sha256 = Some(digest);
+        }
+        match self.sha256 {
+            Some(digest) => Ok(digest),
+            // The thread could not be started: hash here.
+            None => {
+                let mut reader = fs::File::open(&self.path).map_err(LoadError::Read)?;
+                let digest = copy_hashing(&mut reader, &mut io::sink()).map_err(LoadError::Read)?;
+                self.sha256 = Some(digest);
+                Ok(digest)
+            }
+        }
     }
 }
 
@@ -323,8 +357,15 @@ mod tests {
         let bytes = elf::libc_bytes();
         let (_work, dir, source) = setup(&bytes);
         let expected: [u8; 32] = Sha256::digest(&bytes).into();
-        let snap = dir.take(&source, Some(&expected)).unwrap();
-        assert_eq!(snap.sha256(), &expected);
+        let mut snap = dir.take(&source, Some(&expected)).unwrap();
+        assert_eq!(snap.sha256().unwrap(), expected);
+        let mut unchecked = dir.take(&source, None).unwrap();
+        assert_eq!(
+            unchecked.sha256().unwrap(),
+            expected,
+            "hashed beside the load"
+        );
+        drop((snap, unchecked));
         let mut wrong = expected;
         wrong[0] ^= 1;
         let err = dir.take(&source, Some(&wrong)).unwrap_err();
@@ -335,7 +376,7 @@ mod tests {
         );
         assert_eq!(
             fs::read_dir(dir.private_path().unwrap()).unwrap().count(),
-            1,
+            0,
             "the refused copy is gone"
         );
     }
@@ -343,9 +384,9 @@ mod tests {
     #[test]
     fn a_kept_copy_outlives_its_snapshot_and_goes_at_exit() {
         let (_work, dir, source) = setup(&elf::libc_bytes());
-        let snap = dir.take(&source, None).unwrap();
-        let kept = dir.keep(&snap).unwrap();
-        let sha = *snap.sha256();
+        let mut snap = dir.take(&source, None).unwrap();
+        let sha = snap.sha256().unwrap();
+        let kept = dir.keep(&snap, sha).unwrap();
         drop(snap);
         assert_eq!(fs::read(kept.path()).unwrap(), elf::libc_bytes());
         assert_eq!(kept.sha256(), &sha);
@@ -354,7 +395,7 @@ mod tests {
         assert!(!path.exists(), "dropped with its owner");
 
         let snap = dir.take(&source, None).unwrap();
-        let kept = dir.keep(&snap).unwrap();
+        let kept = dir.keep(&snap, [0; 32]).unwrap();
         drop(snap);
         let private = dir.private_path().unwrap();
         dir.remove_if_idle();
