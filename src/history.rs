@@ -104,7 +104,7 @@ mod tests {
             let source = dir.path().join("lib.so");
             std::fs::write(&source, crate::elf::libc_bytes()).unwrap();
             let snapshot = snapshots.take(&source, None).unwrap();
-            let kept = snapshots.keep(&snapshot, [0; 32]).unwrap();
+            let kept = snapshots.keep(&snapshot).unwrap();
             // The directory must outlive the copy for the test's length only.
             std::mem::forget(snapshots);
             kept

@@ -15,7 +15,7 @@ use crate::error::LoadError;
 use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
 use crate::log;
 use crate::signals;
-use crate::snapshot::{self, KeptCopy, Snapshot, SnapshotDir};
+use crate::snapshot::{self, Digest, KeptCopy, Snapshot, SnapshotDir};
 
 /// More methods than any real plugin has: a larger count means the descriptor is garbage.
 const MAX_METHODS: usize = 4096;
@@ -57,7 +57,7 @@ pub struct Plugin {
     /// The descriptor's `PROXYSO_FLAG_*` bits.
     flags: u32,
     /// The SHA-256 of the file as loaded.
-    sha256: [u8; 32],
+    digest: Digest,
     /// The loaded bytes under a second name, when the options asked for one.
     kept_copy: Option<KeptCopy>,
 }
@@ -135,13 +135,14 @@ impl Plugin {
         key: Arc<str>,
         generation: u64,
     ) -> Result<Plugin, LoadError> {
-        let mut snapshot = snapshots.take(source, options.sha256.as_ref())?;
+        let snapshot = snapshots.take(source, options.sha256.as_ref())?;
+        let kept_copy = if options.keep_copy {
+            Some(snapshots.keep(&snapshot)?)
+        } else {
+            None
+        };
         let mut plugin = Plugin::open_guarded(&snapshot, source, options, &key, generation)?;
-        // Computed beside dlopen and init, when there was no digest to check before them.
-        plugin.sha256 = snapshot.sha256()?;
-        if options.keep_copy {
-            plugin.kept_copy = Some(snapshots.keep(&snapshot, plugin.sha256)?);
-        }
+        plugin.kept_copy = kept_copy;
         Ok(plugin)
     }
 
@@ -217,9 +218,14 @@ impl Plugin {
         Ok(())
     }
 
-    /// The SHA-256 of the file as loaded.
-    pub fn sha256(&self) -> &[u8; 32] {
-        &self.sha256
+    /// The SHA-256 of the file as loaded (waiting for it, the first time just after a load).
+    pub fn sha256(&self) -> [u8; 32] {
+        self.digest.get()
+    }
+
+    /// The SHA-256 of the file as loaded, perhaps still being computed.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
     }
 
     /// Takes the second name of the loaded bytes, if the options asked for one.
@@ -459,8 +465,7 @@ fn open_snapshot(
         snapshot_path,
         kept_mapped: options.keep_mapped,
         flags: desc.flags,
-        // Set by `open_as` once the digest is known.
-        sha256: [0; 32],
+        digest: snapshot.digest().clone(),
         kept_copy: None,
     };
     if let Some(init) = desc.init {

@@ -335,7 +335,7 @@ impl Registry {
             keep_mapped: origin.keep_mapped,
             allow_signal_handlers: origin.allow_signal_handlers,
             // What was kept must still be what served.
-            sha256: Some(*copy.sha256()),
+            sha256: Some(copy.sha256()),
             keep_versions: None,
             keep_copy: false,
             exact_timing: origin.exact_timing,
@@ -370,7 +370,7 @@ impl Registry {
         let new_generation = *generation;
         let record = Generation::new(
             new_generation,
-            *plugin.sha256(),
+            plugin.digest().clone(),
             load_nanos,
             origin.exact_timing,
         );
@@ -393,7 +393,7 @@ impl Registry {
                 "rolled back to the version of generation {} ({}, sha256 {})",
                 origin.generation,
                 origin.source,
-                snapshot::hex(copy.sha256())
+                snapshot::hex(&copy.sha256())
             ),
         );
         if let Some(old) = old {
@@ -457,7 +457,7 @@ impl Registry {
             .chain(slot.stats.draining_generations())
             .map(|g| GenerationInfo {
                 generation: g.generation,
-                sha256: g.sha256,
+                sha256: g.sha256.get(),
                 load_nanos: g.load_nanos,
                 counts: g.calls.counts(),
             })
@@ -470,7 +470,7 @@ impl Registry {
                     Some(PreviousVersion {
                         generation: o.generation,
                         path: o.source.clone(),
-                        sha256: *o.copy.as_ref()?.sha256(),
+                        sha256: o.copy.as_ref()?.sha256(),
                     })
                 })
                 .collect();
@@ -488,7 +488,7 @@ impl Registry {
             kept_mapped: plugin.kept_mapped(),
             retired_versions: slot.stats.retired(),
             pinned_versions: slot.stats.pinned(),
-            sha256: record.sha256,
+            sha256: record.sha256.get(),
             totals: slot.stats.totals(Some(record)),
             replacements: slot.stats.replacements(),
             rollbacks: slot.stats.rollbacks(),
@@ -597,7 +597,7 @@ impl Registry {
         });
         let record = Generation::new(
             generation,
-            *plugin.sha256(),
+            plugin.digest().clone(),
             load_nanos,
             options.exact_timing,
         );
@@ -625,15 +625,14 @@ impl Registry {
     }
 }
 
-/// "loaded PATH (NAME VERSION, sha256 HEX) in N ms", for the log.
+/// "loaded PATH (NAME VERSION) in N ms", for the log (the digest may still be computing).
 fn describe_load(what: &str, version: &Version, origin: &Origin) -> String {
     let plugin = version.plugin();
     format!(
-        "{what} {} ({} {}, sha256 {}) in {:.2} ms",
+        "{what} {} ({} {}) in {:.2} ms",
         origin.source,
         plugin.name(),
         plugin.version(),
-        snapshot::hex(plugin.sha256()),
         version.record().load_nanos as f64 / 1e6
     )
 }

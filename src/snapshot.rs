@@ -16,9 +16,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::elf;
 use crate::error::LoadError;
@@ -111,34 +111,34 @@ impl SnapshotDir {
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{seq}-{base}", std::process::id());
         let (path, mut copy) = self.create(&name)?;
-        let mut snapshot = Snapshot {
-            path,
-            sha256: None,
-            hashing: None,
-        };
         // Both checked after copying: what is checked is what will be mapped.
-        match expected {
+        let digest = match expected {
             Some(expected) => {
                 let found = copy_hashing(&mut file, &mut copy).map_err(|e| self.error(e))?;
                 if *expected != found {
+                    let _ = fs::remove_file(&path);
                     return Err(LoadError::Digest {
                         expected: hex(expected),
                         found: hex(&found),
                     });
                 }
-                snapshot.sha256 = Some(found);
+                Digest::ready(found)
             }
             None => {
                 // Nothing to check before dlopen: the kernel copies (copy_file_range), and the
-                // digest is computed on another thread while dlopen and init run.
-                io::copy(&mut file, &mut copy).map_err(|e| self.error(e))?;
-                let reader = fs::File::open(&snapshot.path).map_err(|e| self.error(e))?;
-                snapshot.hashing = std::thread::Builder::new()
-                    .name("proxyso-sha256".into())
-                    .spawn(move || copy_hashing(&mut { reader }, &mut io::sink()))
-                    .ok();
+                // digest, which only `info` reads, is computed on another thread meanwhile.
+                let copied = io::copy(&mut file, &mut copy);
+                let reader = copied.and_then(|_| fs::File::open(&path));
+                match reader {
+                    Ok(reader) => Digest::pending(reader, &path),
+                    Err(e) => {
+                        let _ = fs::remove_file(&path);
+                        return Err(self.error(e));
+                    }
+                }
             }
-        }
+        };
+        let snapshot = Snapshot { path, digest };
         elf::check(&copy).map_err(LoadError::NotLoadable)?;
         Ok(snapshot)
     }
@@ -149,7 +149,7 @@ impl SnapshotDir {
     /// A hard link: no copy, and the kept name sits in the same owner-only directory. While the
     /// version is mapped the kept name is that mapping's inode, so like the snapshot itself it
     /// must never be written to; only this process's user can reach it.
-    pub fn keep(&self, snapshot: &Snapshot, sha256: [u8; 32]) -> Result<KeptCopy, LoadError> {
+    pub fn keep(&self, snapshot: &Snapshot) -> Result<KeptCopy, LoadError> {
         let name = snapshot
             .path
             .file_name()
@@ -157,7 +157,10 @@ impl SnapshotDir {
             .unwrap_or_default();
         let path = snapshot.path.with_file_name(format!("{KEPT_PREFIX}{name}"));
         fs::hard_link(&snapshot.path, &path).map_err(|e| self.error(e))?;
-        Ok(KeptCopy { path, sha256 })
+        Ok(KeptCopy {
+            path,
+            digest: snapshot.digest.clone(),
+        })
     }
 
     /// Creates `name` in the private directory, making the directory first if need be (or
@@ -238,23 +241,54 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The SHA-256 of a snapshot: known at once, or being computed on another thread.
+#[derive(Debug, Clone)]
+pub struct Digest(Arc<OnceLock<[u8; 32]>>);
+
+impl Digest {
+    /// A digest known already.
+    pub fn ready(digest: [u8; 32]) -> Digest {
+        Digest(Arc::new(OnceLock::from(digest)))
+    }
+
+    /// Hashes the file at `path` through `reader` on a thread of its own (here, if none can be
+    /// started). The descriptor keeps the file readable after its name is deleted.
+    fn pending(reader: fs::File, path: &Path) -> Digest {
+        // Reading a private file through an open descriptor does not fail in practice; if it
+        // does, the digest shows as zeros rather than leaving `info` waiting forever.
+        fn hash(mut reader: fs::File) -> [u8; 32] {
+            copy_hashing(&mut reader, &mut io::sink()).unwrap_or([0; 32])
+        }
+        let cell = Arc::new(OnceLock::new());
+        let fill = Arc::clone(&cell);
+        let started = std::thread::Builder::new()
+            .name("proxyso-sha256".into())
+            .spawn(move || {
+                let _ = fill.set(hash(reader));
+            });
+        if started.is_err() {
+            let digest = fs::File::open(path).map_or([0; 32], hash);
+            let _ = cell.set(digest);
+        }
+        Digest(cell)
+    }
+
+    /// The digest, waiting for it if it is still being computed.
+    pub fn get(&self) -> [u8; 32] {
+        *self.0.wait()
+    }
+}
+
 /// A private copy of a plugin file; deleted on drop (a mapping of it lives on).
 #[derive(Debug)]
 pub struct Snapshot {
     path: PathBuf,
-    /// The SHA-256 of the copy, once known.
-    sha256: Option<[u8; 32]>,
-    /// The thread computing it, if it was not known at once.
-    hashing: Option<std::thread::JoinHandle<io::Result<[u8; 32]>>>,
+    digest: Digest,
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
-        // The hashing thread reads through its own descriptor; no thread is left behind.
-        if let Some(hashing) = self.hashing.take() {
-            let _ = hashing.join();
-        }
     }
 }
 
@@ -264,25 +298,9 @@ impl Snapshot {
         &self.path
     }
 
-    /// The SHA-256 of the bytes copied, waiting for the thread computing it if need be.
-    pub fn sha256(&mut self) -> Result<[u8; 32], LoadError> {
-        if let Some(hashing) = self.hashing.take() {
-            let digest = match hashing.join() {
-                Ok(digest) => digest.map_err(LoadError::Read)?,
-                Err(_) => return Err(LoadError::Read(io::Error::other("hashing panicked"))),
-            };
-            self.sha256 = Some(digest);
-        }
-        match self.sha256 {
-            Some(digest) => Ok(digest),
-            // The thread could not be started: hash here.
-            None => {
-                let mut reader = fs::File::open(&self.path).map_err(LoadError::Read)?;
-                let digest = copy_hashing(&mut reader, &mut io::sink()).map_err(LoadError::Read)?;
-                self.sha256 = Some(digest);
-                Ok(digest)
-            }
-        }
+    /// The SHA-256 of the bytes copied.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
     }
 }
 
@@ -290,7 +308,7 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct KeptCopy {
     path: PathBuf,
-    sha256: [u8; 32],
+    digest: Digest,
 }
 
 impl Drop for KeptCopy {
@@ -306,8 +324,8 @@ impl KeptCopy {
     }
 
     /// Their SHA-256.
-    pub fn sha256(&self) -> &[u8; 32] {
-        &self.sha256
+    pub fn sha256(&self) -> [u8; 32] {
+        self.digest.get()
     }
 }
 
@@ -357,15 +375,17 @@ mod tests {
         let bytes = elf::libc_bytes();
         let (_work, dir, source) = setup(&bytes);
         let expected: [u8; 32] = Sha256::digest(&bytes).into();
-        let mut snap = dir.take(&source, Some(&expected)).unwrap();
-        assert_eq!(snap.sha256().unwrap(), expected);
-        let mut unchecked = dir.take(&source, None).unwrap();
+        let snap = dir.take(&source, Some(&expected)).unwrap();
+        assert_eq!(snap.digest().get(), expected);
+        let unchecked = dir.take(&source, None).unwrap();
+        let digest = unchecked.digest().clone();
+        drop(unchecked);
         assert_eq!(
-            unchecked.sha256().unwrap(),
+            digest.get(),
             expected,
-            "hashed beside the load"
+            "hashed beside, even once the copy is gone"
         );
-        drop((snap, unchecked));
+        drop(snap);
         let mut wrong = expected;
         wrong[0] ^= 1;
         let err = dir.take(&source, Some(&wrong)).unwrap_err();
@@ -384,18 +404,18 @@ mod tests {
     #[test]
     fn a_kept_copy_outlives_its_snapshot_and_goes_at_exit() {
         let (_work, dir, source) = setup(&elf::libc_bytes());
-        let mut snap = dir.take(&source, None).unwrap();
-        let sha = snap.sha256().unwrap();
-        let kept = dir.keep(&snap, sha).unwrap();
+        let snap = dir.take(&source, None).unwrap();
+        let kept = dir.keep(&snap).unwrap();
+        let sha = snap.digest().get();
         drop(snap);
         assert_eq!(fs::read(kept.path()).unwrap(), elf::libc_bytes());
-        assert_eq!(kept.sha256(), &sha);
+        assert_eq!(kept.sha256(), sha);
         let path = kept.path().to_path_buf();
         drop(kept);
         assert!(!path.exists(), "dropped with its owner");
 
         let snap = dir.take(&source, None).unwrap();
-        let kept = dir.keep(&snap, [0; 32]).unwrap();
+        let kept = dir.keep(&snap).unwrap();
         drop(snap);
         let private = dir.private_path().unwrap();
         dir.remove_if_idle();

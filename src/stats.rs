@@ -17,6 +17,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use crate::snapshot::Digest;
+
 /// The clock calls are timed with: the TSC where it is usable (a few nanoseconds a read).
 fn clock() -> &'static quanta::Clock {
     static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
@@ -219,7 +221,7 @@ pub struct Generation {
     /// Its number under the key.
     pub generation: u64,
     /// The SHA-256 of its file as loaded.
-    pub sha256: [u8; 32],
+    pub sha256: Digest,
     /// How long loading it took (copy, `dlopen`, checks, `init`), in nanoseconds.
     pub load_nanos: u64,
     /// Its calls.
@@ -228,7 +230,7 @@ pub struct Generation {
 
 impl Generation {
     /// A generation with no calls yet; `exact` times every call.
-    pub fn new(generation: u64, sha256: [u8; 32], load_nanos: u64, exact: bool) -> Generation {
+    pub fn new(generation: u64, sha256: Digest, load_nanos: u64, exact: bool) -> Generation {
         Generation {
             generation,
             sha256,
@@ -416,11 +418,11 @@ mod tests {
     #[test]
     fn key_totals_keep_what_closed_generations_counted() {
         let key = KeyStats::default();
-        let old = Arc::new(Generation::new(1, [0; 32], 5, false));
+        let old = Arc::new(Generation::new(1, Digest::ready([0; 32]), 5, false));
         old.calls.begin().end(false);
         old.calls.begin().end(true);
         key.draining(Arc::clone(&old));
-        let serving = Generation::new(2, [0; 32], 5, false);
+        let serving = Generation::new(2, Digest::ready([0; 32]), 5, false);
         serving.calls.begin().end(false);
         assert_eq!(key.totals(Some(&serving)).calls, 3);
         assert_eq!(key.draining_generations().len(), 1);
