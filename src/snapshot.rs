@@ -251,24 +251,20 @@ impl Digest {
         Digest(Arc::new(OnceLock::from(digest)))
     }
 
-    /// Hashes the file at `path` through `reader` on a thread of its own (here, if none can be
-    /// started). The descriptor keeps the file readable after its name is deleted.
+    /// Hashes the file at `path` through `reader` on a thread of its own, so that loads never
+    /// queue behind each other's digests (here, if no thread can be started). The descriptor
+    /// keeps the file readable after its name is deleted.
     fn pending(reader: fs::File, path: &Path) -> Digest {
-        // Reading a private file through an open descriptor does not fail in practice; if it
-        // does, the digest shows as zeros rather than leaving `info` waiting forever.
-        fn hash(mut reader: fs::File) -> [u8; 32] {
-            copy_hashing(&mut reader, &mut io::sink()).unwrap_or([0; 32])
-        }
         let cell = Arc::new(OnceLock::new());
         let fill = Arc::clone(&cell);
         let started = std::thread::Builder::new()
             .name("proxyso-sha256".into())
+            .stack_size(256 << 10)
             .spawn(move || {
                 let _ = fill.set(hash(reader));
             });
         if started.is_err() {
-            let digest = fs::File::open(path).map_or([0; 32], hash);
-            let _ = cell.set(digest);
+            let _ = cell.set(fs::File::open(path).map_or([0; 32], hash));
         }
         Digest(cell)
     }
@@ -276,6 +272,22 @@ impl Digest {
     /// The digest, waiting for it if it is still being computed.
     pub fn get(&self) -> [u8; 32] {
         *self.0.wait()
+    }
+}
+
+/// Hashes a whole file through a buffer on the stack, so that the short-lived thread doing it
+/// leaves nothing in the allocator. Reading a private file through an open descriptor does not
+/// fail in practice; if it does, the digest shows as zeros rather than leaving `info` waiting.
+fn hash(mut reader: fs::File) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return hasher.finalize().into(),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return [0; 32],
+        }
     }
 }
 
