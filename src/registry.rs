@@ -408,7 +408,7 @@ impl Registry {
     /// closed after the last of them returns (at once when none is running).
     pub fn unload(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
-        let slot = {
+        let (slot, old) = {
             let _writers = lock(&self.writers);
             let slots = self.slots.load();
             let Some(slot) = slots.get(key).cloned() else {
@@ -417,11 +417,13 @@ impl Registry {
             let mut next = Slots::clone(&slots);
             next.remove(key);
             self.slots.store(Arc::new(next));
-            slot
-        };
-        let old = {
-            let _generation = lock(&slot.generation);
-            slot.current.swap(None)
+            // Emptied before the writers' lock goes: otherwise a load of the key could finish
+            // while a handle to this slot still reached the old version.
+            let old = {
+                let _generation = lock(&slot.generation);
+                slot.current.swap(None)
+            };
+            (slot, old)
         };
         // Its kept copies go with it.
         lock(&slot.history).set_keep(0);
