@@ -261,7 +261,9 @@ impl Digest {
             .name("proxyso-sha256".into())
             .stack_size(256 << 10)
             .spawn(move || {
-                let _ = fill.set(hash(reader));
+                // Always set, even if hashing panicked: `get` must never wait forever.
+                let digest = std::panic::catch_unwind(move || hash(reader));
+                let _ = fill.set(digest.unwrap_or([0; 32]));
             });
         if started.is_err() {
             let _ = cell.set(fs::File::open(path).map_or([0; 32], hash));
