@@ -132,7 +132,7 @@ fn rollback_drains_calls_in_the_version_it_leaves() {
         thread::spawn(move || {
             let mut out = Vec::new();
             started.wait();
-            r.call("d", Some("sleep"), b"400", &mut out).map(|()| out)
+            r.call("d", Some("sleep"), b"3000", &mut out).map(|()| out)
         })
     };
     started.wait();
