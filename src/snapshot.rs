@@ -213,9 +213,11 @@ fn snapshot_error(dir: &Path, source: io::Error) -> LoadError {
 }
 
 /// Copies `from` into `to` through one buffer, hashing what passes; returns the SHA-256.
+///
+/// The buffer is on the stack, so that the short-lived hashing thread allocates nothing.
 fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> io::Result<[u8; 32]> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = [0u8; 64 << 10];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -277,20 +279,10 @@ impl Digest {
     }
 }
 
-/// Hashes a whole file through a buffer on the stack, so that the short-lived thread doing it
-/// leaves nothing in the allocator. Reading a private file through an open descriptor does not
-/// fail in practice; if it does, the digest shows as zeros rather than leaving `info` waiting.
+/// Hashes a whole file. Reading a private file through an open descriptor does not fail in
+/// practice; if it does, the digest shows as zeros rather than leaving `info` waiting.
 fn hash(mut reader: fs::File) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    let mut buf = [0u8; 64 << 10];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return hasher.finalize().into(),
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return [0; 32],
-        }
-    }
+    copy_hashing(&mut reader, &mut io::sink()).unwrap_or([0; 32])
 }
 
 /// A private copy of a plugin file; deleted on drop (a mapping of it lives on).
