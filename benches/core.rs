@@ -7,7 +7,7 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use proxy::host::FixedOutput;
+use proxyso_core::host::FixedOutput;
 
 const SIZES: [usize; 5] = [0, 64, 4 << 10, 64 << 10, 1 << 20];
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::thread;
 
 use common::{DRAIN, call, mapped, plugins, registry};
-use proxy::Error;
+use proxyso_core::Error;
 
-fn fixture_registry(key: &str, config: &[u8]) -> (proxy::Registry, tempfile::TempDir) {
+fn fixture_registry(key: &str, config: &[u8]) -> (proxyso_core::Registry, tempfile::TempDir) {
     let (r, dir) = registry();
     r.load(key, &plugins().fixture().to_string_lossy(), config)
         .unwrap();

@@ -151,7 +151,7 @@ fn the_cmake_build_loads_serves_replaces_and_unmaps() {
     assert!(
         matches!(
             err,
-            proxy::Error::Plugin {
+            proxyso_core::Error::Plugin {
                 code: 2,
                 panicked: false,
                 ..

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 
 use common::{DRAIN, plugins, registry};
-use proxy::Error;
+use proxyso_core::Error;
 
 const THREADS: u64 = 8;
 const OPS: usize = 300;

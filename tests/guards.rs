@@ -9,11 +9,11 @@ use std::sync::mpsc;
 use std::thread;
 
 use common::{DRAIN, call, mapped, plugins, registry};
-use proxy::LoadOptions;
+use proxyso_core::LoadOptions;
 
 /// A thread that calls `method` of `key` once, then waits for a word before it exits.
 fn caller_that_waits(
-    r: &std::sync::Arc<proxy::Registry>,
+    r: &std::sync::Arc<proxyso_core::Registry>,
     key: &'static str,
     method: &'static str,
 ) -> (mpsc::Sender<()>, thread::JoinHandle<String>) {

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{call, plugins, registry};
-use proxy::Error;
-use proxy::host::FixedOutput;
+use proxyso_core::Error;
+use proxyso_core::host::FixedOutput;
 
 #[test]
 fn a_handle_follows_replacements_and_fails_after_unload() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{DRAIN, call, mapped, registry};
-use proxy::{Error, LoadError};
+use proxyso_core::{Error, LoadError};
 
 fn header() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/proxyso.h");

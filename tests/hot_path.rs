@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{plugins, registry};
-use proxy::host::FixedOutput;
+use proxyso_core::host::FixedOutput;
 
 /// Counts the host's heap allocations (a plugin has its own allocator, not counted).
 struct Counting;

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{call, plugins, registry, same_library};
-use proxy::{Error, LoadError, Registry};
+use proxyso_core::{Error, LoadError, Registry};
 
 /// Replaces "m" (serving example v1) with `path`; asserts the failure and that v1 still serves.
 fn failed_replace(r: &Registry, path: &Path, config: &[u8]) -> (LoadError, String) {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::{
     DRAIN, call, mapped, overwrite_in_place, plugins, registry, same_library, scratch_dir,
 };
-use proxy::log::{self, Level, Record};
-use proxy::{Error, LoadError, LoadOptions};
+use proxyso_core::log::{self, Level, Record};
+use proxyso_core::{Error, LoadError, LoadOptions};
 use sha2::{Digest, Sha256};
 
 fn sha256_of(path: &std::path::Path) -> [u8; 32] {

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{DRAIN, call, mapped, overwrite_in_place, plugins, registry};
-use proxy::Error;
+use proxyso_core::Error;
 
 #[test]
 fn load_call_info_and_unload() {

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::ptr;
 
 use common::{call, plugins, registry, same_library};
-use proxy::{Error, LoadError, LoadOptions};
+use proxyso_core::{Error, LoadError, LoadOptions};
 
 fn segv_handler() -> usize {
     let mut action = MaybeUninit::<libc::sigaction>::zeroed();

@@ -79,3 +79,14 @@ fn a_cpp_plugin_unloads_only_when_built_with_no_gnu_unique() {
         assert_eq!(common::mapped(&snapshot), stays_mapped, "{name}");
     }
 }
+
+#[test]
+fn mapped_sees_the_c_library_and_not_a_made_up_path() {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let libc_line = maps.lines().find(|l| l.contains("libc.so")).unwrap();
+    let libc_path = libc_line.split_whitespace().last().unwrap();
+    assert!(common::mapped(std::path::Path::new(libc_path)));
+    assert!(!common::mapped(std::path::Path::new(
+        "/no/such/proxyso-snapshot.so"
+    )));
+}

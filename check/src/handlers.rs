@@ -1,6 +1,6 @@
 //! Which signal handlers a load left changed, over every signal.
 //!
-//! The proxy's own guard (`proxy::signals`) watches only the signals the JVM relies on, restores
+//! The proxy's own guard (`proxyso_core::signals`) watches only the signals the JVM relies on, restores
 //! them and names them in `LoadError::SignalHandler`; it cannot be reused around
 //! `Plugin::open`, which takes the guard's load lock itself (a second `Snapshot::take` on the
 //! same thread would deadlock). So the checker records every handler before the load and

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use proxy::LoadError;
-use proxy::plugin::{self, LoadOptions, Plugin};
-use proxy::snapshot::SnapshotDir;
+use proxyso_core::LoadError;
+use proxyso_core::plugin::{self, LoadOptions, Plugin};
+use proxyso_core::snapshot::SnapshotDir;
 
 use crate::args::{CallRequest, Request};
 use crate::handlers::Handlers;
@@ -76,7 +76,7 @@ pub fn run(request: &Request) -> Report {
     // The plugin's log lines belong in the report, not scattered on standard error.
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&log);
-    proxy::log::set_sink(Some(Arc::new(move |record: proxy::log::Record| {
+    proxyso_core::log::set_sink(Some(Arc::new(move |record: proxyso_core::log::Record| {
         let line = LogLine {
             level: record.level.name(),
             from_plugin: record.from_plugin,
@@ -143,7 +143,7 @@ pub fn run(request: &Request) -> Report {
         Ok(plugin) => unload_check(plugin, keep_reason(request, &report)),
         Err(_) => skipped("unload", "not checked: the load failed"),
     });
-    proxy::log::set_sink(None);
+    proxyso_core::log::set_sink(None);
     report.log = std::mem::take(&mut *log.lock().unwrap_or_else(PoisonError::into_inner));
     report.finish()
 }

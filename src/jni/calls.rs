@@ -15,7 +15,7 @@ use super::entry::{Failure, run};
 use super::handles::Opened;
 use super::strings::{new_byte_array, read_bytes, read_str};
 use super::{HANDLES, registry};
-use crate::host::FixedOutput;
+use proxyso_core::host::FixedOutput;
 
 /// Buffers a calling thread reuses from call to call.
 #[derive(Default)]

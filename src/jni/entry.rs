@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use jni::JNIEnv;
 use jni::objects::{JObject, JThrowable, JValue};
 
-use crate::error::Error;
+use proxyso_core::error::Error;
 
 /// Why an entry point could not return normally.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwapOption, Guard};
 
-use crate::registry::Handle;
+use proxyso_core::registry::Handle;
 
 /// Entries per chunk.
 const CHUNK: usize = 1024;

@@ -15,7 +15,7 @@ use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jint, jlong};
 
 use super::entry::{Failure, run};
-use crate::log::{self, Level, Record};
+use proxyso_core::log::{self, Level, Record};
 
 /// Records kept waiting at most; older ones are dropped first.
 const CAPACITY: usize = 4096;

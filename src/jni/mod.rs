@@ -18,11 +18,11 @@ use jni::JNIEnv;
 use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
 use jni::sys::{jboolean, jint, jlong, jobject, jobjectArray};
 
-use crate::plugin::LoadOptions;
-use crate::registry::{LibraryInfo, Registry};
-use crate::snapshot::hex;
 use entry::{Failure, run};
 use handles::Handles;
+use proxyso_core::plugin::LoadOptions;
+use proxyso_core::registry::{LibraryInfo, Registry};
+use proxyso_core::snapshot::hex;
 
 /// The process's one registry, behind every Java `ProxySo` call.
 fn registry() -> &'static Registry {
@@ -139,7 +139,7 @@ type OpenArgs<'a, 'l> = (
 fn open_version<'l>(
     env: &mut JNIEnv<'l>,
     (key, path, config, options, sha256, keep_versions): OpenArgs<'_, 'l>,
-    op: fn(&Registry, &str, &str, &LoadOptions<'_>) -> Result<u64, crate::Error>,
+    op: fn(&Registry, &str, &str, &LoadOptions<'_>) -> Result<u64, proxyso_core::Error>,
 ) -> jlong {
     run(env, 0, |env| {
         let key: String = env.get_string(key)?.into();

@@ -149,9 +149,9 @@ impl Handle {
         self.slot.current()?.call_fixed(method, input, out)
     }
 
-    /// A handle to a key that was never loaded, for tests of what holds handles.
-    #[cfg(test)]
-    pub(crate) fn detached(key: &str) -> Handle {
+    /// A handle to a key that was never loaded: every call fails with `NoSuchLibrary`. For
+    /// tests of what holds handles.
+    pub fn detached(key: &str) -> Handle {
         Handle {
             slot: Arc::new(Slot {
                 key: key.into(),

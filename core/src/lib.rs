@@ -1,0 +1,32 @@
+//! proxyso's core: load, call, hot-replace and unload native plugin libraries, without JNI.
+//!
+//! `libproxy.so` (the `proxyso` crate) is a thin JNI layer over this crate; the checker
+//! (`proxyso-check`) loads plugins through it too, and any other process can. It is tested
+//! without a JVM:
+//!
+//! - `registry`: keys to versions, and the call hot path (`Registry::call`);
+//! - `version`: one loaded version of a key, retired when its last call returns;
+//! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
+//! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
+//! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
+//! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
+//! - `signals`: keeps the host's signal handlers the host's while plugin code loads;
+//! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
+#![deny(missing_docs)]
+
+pub mod elf;
+pub mod error;
+pub mod history;
+pub mod host;
+pub mod log;
+pub mod plugin;
+pub mod registry;
+pub mod retire;
+pub mod signals;
+pub mod snapshot;
+pub mod stats;
+pub mod version;
+
+pub use error::{Error, LoadError};
+pub use plugin::LoadOptions;
+pub use registry::{Handle, LibraryInfo, Registry};
