@@ -2,6 +2,7 @@ package dev.proxyso.bench;
 
 import dev.proxyso.LibraryHandle;
 import dev.proxyso.ProxySo;
+import dev.proxyso.tools.CommandLine;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.Buffer;
@@ -100,7 +101,7 @@ public final class Bench {
     private static final double GOAL_REPLACE_1MIB_MS = 2.0;
     private static final long REPLACE_PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
-    private final Options options;
+    private final CommandLine options;
     private final Path dir;
     private final Report report = new Report();
     private final List<String[]> goals = new ArrayList<String[]>();
@@ -115,10 +116,22 @@ public final class Bench {
     /** Whether a call on direct buffers handed the plugin the buffers' own memory. */
     private boolean zeroCopy;
 
+    /** The options that take a value (see the class comment). */
+    private static final String[] OPTIONS = {
+        "dir", "out", "sections", "rounds", "batch-ms", "warmup-ms", "thread-ms",
+        "thread-rounds", "replace-ms", "replace-rounds", "keys", "key-rounds", "replacements",
+    };
+    /** What {@code --quick} sets, unless given explicitly. */
+    private static final String[][] QUICK = {
+        {"rounds", "3"}, {"batch-ms", "10"}, {"warmup-ms", "30"}, {"thread-ms", "100"},
+        {"thread-rounds", "1"}, {"replace-ms", "200"}, {"replace-rounds", "1"},
+        {"keys", "1000"}, {"key-rounds", "3"}, {"replacements", "10"},
+    };
+
     /** Collects every output length, so that no loop can be optimised away. */
     static volatile long sink;
 
-    private Bench(Options options) {
+    private Bench(CommandLine options) {
         this.options = options;
         this.dir = Paths.get(options.get("dir", System.getProperty("proxyso.bench.dir",
                 "build/bench"))).toAbsolutePath();
@@ -136,7 +149,14 @@ public final class Bench {
         PROXY_LOG.setLevel(Level.WARNING);
         int status;
         try {
-            Bench bench = new Bench(new Options(args));
+            CommandLine options = new CommandLine(
+                    "Bench [--quick] [--NAME VALUE]..., NAME one of "
+                            + String.join(", ", OPTIONS) + " (see the class comment)",
+                    "bench", Arrays.asList(OPTIONS), Arrays.asList("quick"), args);
+            if (options.has("quick")) {
+                options.withDefaults(QUICK);
+            }
+            Bench bench = new Bench(options);
             bench.run();
             status = 0;
         } catch (Exception | AssertionError e) {
@@ -215,7 +235,7 @@ public final class Bench {
                 + " |");
         report.line("| JNA | " + (jna != null ? jna + " (direct mapping, Native.register)"
                 : "not on the class path: way (5) is skipped") + " |");
-        report.line("| run | " + (options.quick() ? "--quick: short, the figures are not the "
+        report.line("| run | " + (options.has("quick") ? "--quick: short, the figures are not the "
                 + "goals' figures" : "full") + " |");
         report.line("");
     }
@@ -1289,7 +1309,7 @@ public final class Bench {
         }
         report.line("");
         report.line("bench: " + passed + " goals passed, " + failed + " failed"
-                + (options.quick() ? " (a --quick run: not the goals' figures)" : ""));
+                + (options.has("quick") ? " (a --quick run: not the goals' figures)" : ""));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1370,87 +1390,6 @@ public final class Bench {
 
         String text() {
             return text.toString();
-        }
-    }
-
-    /** {@code --name value} or {@code --name=value} options, else {@code bench.<name>}. */
-    private static final class Options {
-        private static final String[] NAMES = {
-            "dir", "out", "sections", "rounds", "batch-ms", "warmup-ms", "thread-ms",
-            "thread-rounds", "replace-ms", "replace-rounds", "keys", "key-rounds", "replacements",
-        };
-        /** What {@code --quick} sets, unless given explicitly. */
-        private static final String[][] QUICK = {
-            {"rounds", "3"}, {"batch-ms", "10"}, {"warmup-ms", "30"}, {"thread-ms", "100"},
-            {"thread-rounds", "1"}, {"replace-ms", "200"}, {"replace-rounds", "1"},
-            {"keys", "1000"}, {"key-rounds", "3"}, {"replacements", "10"},
-        };
-        private final String[] args;
-        private final boolean quick;
-
-        Options(String[] args) {
-            this.args = args;
-            boolean fast = Boolean.getBoolean("bench.quick");
-            for (int i = 0; i < args.length; i++) {
-                String arg = args[i];
-                if (arg.equals("-h") || arg.equals("--help")) {
-                    System.out.println("usage: Bench [--quick] [--NAME VALUE]..., NAME one of "
-                            + String.join(", ", NAMES) + " (see the class comment)");
-                    System.exit(0);
-                }
-                if (arg.equals("--quick")) {
-                    fast = true;
-                    continue;
-                }
-                String name = arg.startsWith("--") ? arg.substring(2).replaceFirst("=.*", "") : "";
-                if (!Arrays.asList(NAMES).contains(name)) {
-                    throw new IllegalArgumentException("unexpected argument " + arg
-                            + " (try --help)");
-                }
-                if (!arg.contains("=")) {
-                    i++;
-                    if (i >= args.length) {
-                        throw new IllegalArgumentException(arg + " needs a value");
-                    }
-                }
-            }
-            this.quick = fast;
-        }
-
-        boolean quick() {
-            return quick;
-        }
-
-        String get(String name, String fallback) {
-            String flag = "--" + name;
-            for (int i = 0; i < args.length; i++) {
-                if (args[i].equals(flag) && i + 1 < args.length) {
-                    return args[i + 1];
-                }
-                if (args[i].startsWith(flag + "=")) {
-                    return args[i].substring(flag.length() + 1);
-                }
-            }
-            String value = System.getProperty("bench." + name);
-            if (value != null) {
-                return value;
-            }
-            if (quick) {
-                for (String[] pair : QUICK) {
-                    if (pair[0].equals(name)) {
-                        return pair[1];
-                    }
-                }
-            }
-            return fallback;
-        }
-
-        int getInt(String name, int fallback, int least) {
-            int value = Integer.parseInt(get(name, Integer.toString(fallback)));
-            if (value < least) {
-                throw new IllegalArgumentException("--" + name + " must be at least " + least);
-            }
-            return value;
         }
     }
 }

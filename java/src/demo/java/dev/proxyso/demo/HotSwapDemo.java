@@ -2,6 +2,7 @@ package dev.proxyso.demo;
 
 import dev.proxyso.LibraryInfo;
 import dev.proxyso.ProxySo;
+import dev.proxyso.tools.CommandLine;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -72,12 +73,15 @@ public final class HotSwapDemo {
      * @throws Exception if the demo itself cannot run (missing plugin files, for example)
      */
     public static void main(String[] args) throws Exception {
-        Options options = new Options(args);
+        CommandLine options = CommandLine.of(
+                "HotSwapDemo [--threads N] [--seconds N] [--interval-ms N] [--plugins DIR] "
+                        + "[--key KEY]",
+                "demo", new String[] {"threads", "seconds", "interval-ms", "plugins", "key"}, args);
         HotSwapDemo demo = new HotSwapDemo(
                 options.get("key", "model"),
-                Integer.parseInt(options.get("threads", "4")),
-                Integer.parseInt(options.get("seconds", "10")),
-                Long.parseLong(options.get("interval-ms", "1000")),
+                options.getInt("threads", 4, 1),
+                options.getInt("seconds", 10, 1),
+                options.getLong("interval-ms", 1000, 1),
                 Paths.get(options.get("plugins",
                         System.getProperty("proxyso.plugins.dir", "build/plugins"))));
         System.exit(demo.run() ? 0 : 1);
@@ -269,41 +273,5 @@ public final class HotSwapDemo {
     private static void say(String format, Object... args) {
         System.out.println(String.format(Locale.ROOT, format, args));
         System.out.flush();
-    }
-
-    /** {@code --name value}, {@code --name=value}, or the system property {@code demo.name}. */
-    private static final class Options {
-        private final String[] args;
-
-        Options(String[] args) {
-            this.args = args;
-            for (int i = 0; i < args.length; i++) {
-                String arg = args[i];
-                if (arg.equals("-h") || arg.equals("--help")) {
-                    System.out.println("usage: HotSwapDemo [--threads N] [--seconds N] "
-                            + "[--interval-ms N] [--plugins DIR] [--key KEY]");
-                    System.exit(0);
-                }
-                if (!arg.startsWith("--")) {
-                    throw new IllegalArgumentException("unexpected argument " + arg + " (try --help)");
-                }
-                if (!arg.contains("=")) {
-                    i++;
-                }
-            }
-        }
-
-        String get(String name, String fallback) {
-            String flag = "--" + name;
-            for (int i = 0; i < args.length; i++) {
-                if (args[i].equals(flag) && i + 1 < args.length) {
-                    return args[i + 1];
-                }
-                if (args[i].startsWith(flag + "=")) {
-                    return args[i].substring(flag.length() + 1);
-                }
-            }
-            return System.getProperty("demo." + name, fallback);
-        }
     }
 }

@@ -2,6 +2,7 @@ package dev.proxyso.soak;
 
 import dev.proxyso.LibraryInfo;
 import dev.proxyso.ProxySo;
+import dev.proxyso.tools.CommandLine;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
@@ -143,12 +144,17 @@ public final class Soak {
     public static void main(String[] args) {
         int status;
         try {
-            Options options = new Options(args);
+            CommandLine options = CommandLine.of(
+                    "Soak [--threads N] [--seconds N] [--interval-ms N] [--warmup-ms N] "
+                            + "[--plugins DIR]",
+                    "soak", new String[] {
+                        "threads", "seconds", "interval-ms", "warmup-ms", "plugins",
+                    }, args);
             Soak soak = new Soak(
-                    Integer.parseInt(options.get("threads", "8")),
-                    Integer.parseInt(options.get("seconds", Integer.toString(DEFAULT_SECONDS))),
-                    Long.parseLong(options.get("interval-ms", "5000")),
-                    Long.parseLong(options.get("warmup-ms", "1000")),
+                    options.getInt("threads", 8, 1),
+                    options.getInt("seconds", DEFAULT_SECONDS, 1),
+                    options.getLong("interval-ms", 5000, 1),
+                    options.getLong("warmup-ms", 1000, 0),
                     Paths.get(options.get("plugins",
                             System.getProperty("proxyso.plugins.dir", "build/plugins"))));
             status = soak.run() ? 0 : 1;
@@ -795,51 +801,6 @@ public final class Soak {
             }
             String all = text.append(gone).toString();
             return all.length() > 2000 ? all.substring(0, 2000) + "..." : all;
-        }
-    }
-
-    /** {@code --name value}, {@code --name=value}, or the system property {@code soak.name}. */
-    private static final class Options {
-        private static final String[] NAMES = {
-            "threads", "seconds", "interval-ms", "warmup-ms", "plugins",
-        };
-        private final String[] args;
-
-        Options(String[] args) {
-            this.args = args;
-            for (int i = 0; i < args.length; i++) {
-                String arg = args[i];
-                if (arg.equals("-h") || arg.equals("--help")) {
-                    System.out.println("usage: Soak [--threads N] [--seconds N] [--interval-ms N] "
-                            + "[--warmup-ms N] [--plugins DIR]");
-                    System.exit(0);
-                }
-                String name = arg.startsWith("--") ? arg.substring(2).replaceFirst("=.*", "") : "";
-                boolean known = false;
-                for (String option : NAMES) {
-                    known |= option.equals(name);
-                }
-                if (!known) {
-                    throw new IllegalArgumentException("unexpected argument " + arg
-                            + " (try --help)");
-                }
-                if (!arg.contains("=")) {
-                    i++;
-                }
-            }
-        }
-
-        String get(String name, String fallback) {
-            String flag = "--" + name;
-            for (int i = 0; i < args.length; i++) {
-                if (args[i].equals(flag) && i + 1 < args.length) {
-                    return args[i + 1];
-                }
-                if (args[i].startsWith(flag + "=")) {
-                    return args[i].substring(flag.length() + 1);
-                }
-            }
-            return System.getProperty("soak." + name, fallback);
         }
     }
 }
