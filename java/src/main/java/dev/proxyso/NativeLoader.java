@@ -8,6 +8,7 @@ import java.lang.reflect.Method;
 import java.net.URL;
 import java.nio.ByteBuffer;
 import java.nio.channels.SeekableByteChannel;
+import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
@@ -58,7 +59,8 @@ import java.util.Set;
  * without following a link ({@code O_EXCL}, {@code O_NOFOLLOW}) with mode 0600 (0700 for an
  * executable), and checked after writing to be a regular file of ours with one link and the size
  * written. Nobody else can add, rename or replace a name in that directory, so the name loaded is
- * the file written. The directory, and whatever is still in it, is removed at exit.
+ * the file written. The directory, and whatever is still in it, is removed at exit by a shutdown
+ * hook.
  */
 final class NativeLoader {
     /** System property naming a {@code libproxy.so} to load instead of the embedded one. */
@@ -91,6 +93,11 @@ final class NativeLoader {
     private static final Object EXTRACTION_LOCK = new Object();
     /** This JVM's private directory, once made; guarded by {@link #EXTRACTION_LOCK}. */
     private static Path privateDir;
+    /**
+     * Every private directory made (a new one only if the last one was removed behind our back),
+     * for removal at exit; guarded by {@link #EXTRACTION_LOCK}.
+     */
+    private static final List<Path> MADE = new ArrayList<Path>();
 
     private NativeLoader() {
     }
@@ -210,10 +217,10 @@ final class NativeLoader {
         boolean ok = tryLoad(copy.toString(), tried, place + " extracted to " + copy);
         try {
             // Once mapped, the file is no longer needed; deleting it now leaves nothing of it
-            // behind even if the JVM is killed. deleteOnExit (set in write) covers a failed delete.
+            // behind even if the JVM is killed. The exit hook covers a failed delete.
             Files.deleteIfExists(copy);
         } catch (IOException | RuntimeException ignored) {
-            // deleteOnExit will try again.
+            // The exit hook will try again.
         }
         return ok;
     }
@@ -286,11 +293,16 @@ final class NativeLoader {
                     + " is owned by root or by " + me + " and writable by no one else (a"
                     + " root-owned directory with the sticky bit, such as /tmp, is accepted)");
         }
+        if (MADE.isEmpty()) {
+            // Before anything is made: during shutdown this throws, and nothing is left behind.
+            Runtime.getRuntime().addShutdownHook(new Thread(NativeLoader::removePrivateDirectories,
+                    "proxyso-extraction-cleanup"));
+        }
         // A fresh directory of our own: mkdir with a random name, retried if the name is taken,
         // so an existing directory is never accepted.
         Path dir = Files.createTempDirectory(real, PRIVATE_DIR_PREFIX,
                 PosixFilePermissions.asFileAttribute(ownerOnly));
-        dir.toFile().deleteOnExit();
+        MADE.add(dir);
         Facts facts = Facts.of(dir);
         if (!facts.directory || !facts.owner.equals(me) || (facts.mode & 0077) != 0) {
             throw new RefusedDirectoryException("the new directory " + facts.describe(dir)
@@ -298,6 +310,40 @@ final class NativeLoader {
         }
         privateDir = dir;
         return dir;
+    }
+
+    /**
+     * Removes the private directories and what is left in them, at exit. Not File.deleteOnExit:
+     * a directory removed behind our back (by a /tmp cleaner) could by then be another user's
+     * link, and deleting a name through it would delete a file elsewhere. A directory is only
+     * emptied while it is still an owner-only directory of ours, whose entries nobody else can
+     * swap.
+     */
+    private static void removePrivateDirectories() {
+        synchronized (EXTRACTION_LOCK) {
+            for (Path dir : MADE) {
+                try {
+                    Facts facts = Facts.of(dir);
+                    if (!facts.directory || !facts.owner.equals(ourOwnerId())
+                            || (facts.mode & 0077) != 0) {
+                        continue;
+                    }
+                    DirectoryStream<Path> entries = Files.newDirectoryStream(dir);
+                    try {
+                        for (Path entry : entries) {
+                            Files.deleteIfExists(entry);
+                        }
+                    } finally {
+                        entries.close();
+                    }
+                    Files.delete(dir);
+                } catch (IOException | RuntimeException ignored) {
+                    // Best effort at exit: what cannot be removed stays.
+                }
+            }
+            MADE.clear();
+            privateDir = null;
+        }
     }
 
     /**
@@ -342,7 +388,6 @@ final class NativeLoader {
             throw new FileAlreadyExistsException(file.toString(), null,
                     "already extracted into this JVM's private directory");
         }
-        file.toFile().deleteOnExit();
         boolean complete = false;
         try {
             InputStream in = url.openStream();

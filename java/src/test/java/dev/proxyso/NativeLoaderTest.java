@@ -254,6 +254,32 @@ public class NativeLoaderTest {
     }
 
     @Test
+    public void aPrivateDirectoryRemovedBehindOurBackIsReplacedAndItsNameNotFollowedAtExit()
+            throws Exception {
+        String uid = ourUid();
+        Path tempdir = directory("cleaned", "755");
+        Path victim = directory("victim", "755");
+        byte[] victimBytes = "not ours to delete".getBytes(StandardCharsets.UTF_8);
+        Files.write(victim.resolve("extract-me.sh"), victimBytes);
+        List<String> out = runProbe(
+                Arrays.asList("-D" + NativeLoader.TEMPDIR_PROPERTY + "=" + tempdir),
+                "--extract", "/dev/proxyso/test/extract-me.sh", "--then-link-to",
+                victim.toString());
+        Path first = Paths.get(line(out, "extracted: ").split(" ")[1]).getParent();
+        Path again = Paths.get(line(out, "extracted again: ").split(" ")[2]);
+        // A fresh directory, not the link that took the old one's name.
+        assertEquals(tempdir, again.getParent().getParent());
+        assertFalse(out.toString(), again.getParent().equals(first));
+        assertEquals("extracted again: " + again + " uid=" + uid + " mode=0700",
+                line(out, "extracted again: "));
+        assertEquals("ran: exit 0 extracted-and-ran", line(out, "ran: "));
+        // At exit the new directory is removed, and nothing is deleted through the link.
+        assertArrayEquals(victimBytes, Files.readAllBytes(victim.resolve("extract-me.sh")));
+        assertEquals(Arrays.asList(first.getFileName().toString()), entries(tempdir));
+        assertEquals(victim, Files.readSymbolicLink(first));
+    }
+
+    @Test
     public void linksAndFilesPlantedAtPredictableNamesAreNeitherFollowedNorLoaded()
             throws Exception {
         Path tempdir = directory("planted", "755");
