@@ -265,7 +265,8 @@ final class NativeLoader {
 
     /** Returns the private directory, making it (in a checked parent) if there is none yet. */
     private static Path privateDirectory() throws IOException {
-        if (privateDir != null && Files.isDirectory(privateDir, LinkOption.NOFOLLOW_LINKS)) {
+        // Still ours? A /tmp cleaner may have removed it, and another user taken its name.
+        if (privateDir != null && isOwnerOnlyDirectoryOfOurs(privateDir)) {
             return privateDir;
         }
         String configured = System.getProperty(TEMPDIR_PROPERTY);
@@ -303,9 +304,8 @@ final class NativeLoader {
         Path dir = Files.createTempDirectory(real, PRIVATE_DIR_PREFIX,
                 PosixFilePermissions.asFileAttribute(ownerOnly));
         MADE.add(dir);
-        Facts facts = Facts.of(dir);
-        if (!facts.directory || !facts.owner.equals(me) || (facts.mode & 0077) != 0) {
-            throw new RefusedDirectoryException("the new directory " + facts.describe(dir)
+        if (!isOwnerOnlyDirectoryOfOurs(dir)) {
+            throw new RefusedDirectoryException("the new directory " + Facts.of(dir).describe(dir)
                     + " is not an owner-only directory of " + me);
         }
         privateDir = dir;
@@ -323,9 +323,7 @@ final class NativeLoader {
         synchronized (EXTRACTION_LOCK) {
             for (Path dir : MADE) {
                 try {
-                    Facts facts = Facts.of(dir);
-                    if (!facts.directory || !facts.owner.equals(ourOwnerId())
-                            || (facts.mode & 0077) != 0) {
+                    if (!isOwnerOnlyDirectoryOfOurs(dir)) {
                         continue;
                     }
                     DirectoryStream<Path> entries = Files.newDirectoryStream(dir);
@@ -343,6 +341,16 @@ final class NativeLoader {
             }
             MADE.clear();
             privateDir = null;
+        }
+    }
+
+    /** True if {@code dir} is a directory (not a link) of ours that no one else can use. */
+    private static boolean isOwnerOnlyDirectoryOfOurs(Path dir) {
+        try {
+            Facts facts = Facts.of(dir);
+            return facts.directory && facts.owner.equals(ourOwnerId()) && (facts.mode & 0077) == 0;
+        } catch (IOException | RuntimeException e) {
+            return false;
         }
     }
 

@@ -21,9 +21,10 @@ import java.util.stream.Stream;
  * with that directory's entries ({@code private-dir: DIR uid=U mode=M entries=[...]}). With the
  * arguments {@code --extract RESOURCE} it then extracts that resource as an executable with
  * {@link NativeLoader#extract(String, boolean)}, prints {@code extracted: PATH uid=U mode=M} and
- * runs it ({@code ran: OUTPUT}). With {@code --then-link-to TARGET} after those, it first
- * removes the private directory, puts a link to TARGET in its place and extracts the resource
- * again ({@code extracted again: PATH uid=U mode=M}).
+ * runs it ({@code ran: OUTPUT}). With {@code --then-link-to TARGET} (or
+ * {@code --then-dir-of USER}) after those, it first removes the private directory, puts a link to
+ * TARGET (a directory owned by USER) in its place and extracts the resource again
+ * ({@code extracted again: PATH uid=U mode=M}).
  */
 public final class LoaderProbe {
     private LoaderProbe() {
@@ -67,13 +68,20 @@ public final class LoaderProbe {
         if (args.length >= 2 && args[0].equals("--extract")) {
             Path extracted = NativeLoader.extract(args[1], true);
             System.out.println("extracted: " + extracted + " " + describe(extracted, false));
-            if (args.length == 4 && args[2].equals("--then-link-to")) {
+            if (args.length == 4 && (args[2].equals("--then-link-to")
+                    || args[2].equals("--then-dir-of"))) {
                 // As a /tmp cleaner and then another user might: the private directory goes, and
-                // a link to somewhere else takes its name.
+                // a link to somewhere else, or a directory of that user, takes its name.
                 Path dir = extracted.getParent();
                 Files.delete(extracted);
                 Files.delete(dir);
-                Files.createSymbolicLink(dir, Paths.get(args[3]));
+                if (args[2].equals("--then-link-to")) {
+                    Files.createSymbolicLink(dir, Paths.get(args[3]));
+                } else {
+                    Files.createDirectory(dir);
+                    Files.setOwner(dir, dir.getFileSystem().getUserPrincipalLookupService()
+                            .lookupPrincipalByName(args[3]));
+                }
                 Path again = NativeLoader.extract(args[1], true);
                 System.out.println("extracted again: " + again + " " + describe(again, false));
                 extracted = again;

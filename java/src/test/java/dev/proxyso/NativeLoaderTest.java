@@ -277,6 +277,19 @@ public class NativeLoaderTest {
         assertArrayEquals(victimBytes, Files.readAllBytes(victim.resolve("extract-me.sh")));
         assertEquals(Arrays.asList(first.getFileName().toString()), entries(tempdir));
         assertEquals(victim, Files.readSymbolicLink(first));
+
+        // The same with a directory of another user in its place: never written into.
+        assumeTrue("chown needs root", uid.equals("0"));
+        Path tempdir2 = directory("cleaned-2", "755");
+        out = runProbe(Arrays.asList("-D" + NativeLoader.TEMPDIR_PROPERTY + "=" + tempdir2),
+                "--extract", "/dev/proxyso/test/extract-me.sh", "--then-dir-of", "nobody");
+        first = Paths.get(line(out, "extracted: ").split(" ")[1]).getParent();
+        again = Paths.get(line(out, "extracted again: ").split(" ")[2]);
+        assertEquals(tempdir2, again.getParent().getParent());
+        assertFalse(out.toString(), again.getParent().equals(first));
+        assertEquals("ran: exit 0 extracted-and-ran", line(out, "ran: "));
+        assertEquals(Collections.emptyList(), entries(first));
+        assertEquals(Arrays.asList(first.getFileName().toString()), entries(tempdir2));
     }
 
     @Test
