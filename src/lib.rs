@@ -26,6 +26,7 @@ pub mod retire;
 pub mod signals;
 pub mod snapshot;
 pub mod stats;
+pub mod text;
 pub mod version;
 
 pub use error::{Error, LoadError};

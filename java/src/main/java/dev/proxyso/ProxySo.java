@@ -42,8 +42,11 @@ import java.util.concurrent.TimeUnit;
  * {@code dev.proxyso.plugin}, with messages that start {@code [key#generation] }.
  *
  * <p>Every method throws {@link NullPointerException} for a {@code null} argument,
- * {@link IllegalArgumentException} for an empty key or path, and {@link UnsatisfiedLinkError} if
- * {@code libproxy.so} itself cannot be loaded. Any other Unicode text is a key, except that
+ * {@link IllegalArgumentException} for an empty key or path, or a key, method name or path that is
+ * not well-formed UTF-16 (an unpaired surrogate: the message names the argument and the index), and
+ * {@link UnsatisfiedLinkError} if {@code libproxy.so} itself cannot be loaded. Exception messages
+ * quote at most 256 bytes of a key, method name or path, then its length. Any other Unicode text is
+ * a key, except that
  * {@code load}, {@code replace} and {@code unload} refuse with {@link IllegalArgumentException} a
  * key longer than 1024 bytes of UTF-8 or holding a control character; {@code call},
  * {@code info} and {@code awaitRetired} find no library under such a key.
@@ -294,7 +297,7 @@ public final class ProxySo {
      */
     public static byte[] call(String key, byte[] input) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
+        checkCallKey(key);
         checkNotNull(input, "input");
         return HandleCache.call(key, null, input);
     }
@@ -312,8 +315,8 @@ public final class ProxySo {
      */
     public static byte[] call(String key, String method, byte[] input) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
-        checkNotNull(method, "method");
+        checkCallKey(key);
+        checkMethod(method);
         checkNotNull(input, "input");
         return HandleCache.call(key, method, input);
     }
@@ -330,7 +333,7 @@ public final class ProxySo {
      */
     public static String call(String key, String input) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
+        checkCallKey(key);
         checkNotNull(input, "input");
         byte[] output = HandleCache.call(key, null, input.getBytes(StandardCharsets.UTF_8));
         return new String(output, StandardCharsets.UTF_8);
@@ -366,7 +369,7 @@ public final class ProxySo {
      */
     public static int call(String key, ByteBuffer in, ByteBuffer out) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
+        checkCallKey(key);
         DirectCall.checkBuffers(in, out);
         int inPosition = in.position();
         int inLength = in.limit() - inPosition;
@@ -406,7 +409,7 @@ public final class ProxySo {
     public static LibraryHandle handle(String key, String method) {
         NativeLoader.ensureLoaded();
         checkKey(key);
-        checkNotNull(method, "method");
+        checkMethod(method);
         return new LibraryHandle(key, method, NativeBridge.open(key, method));
     }
 
@@ -469,6 +472,16 @@ public final class ProxySo {
     }
 
     private static void checkKey(String key) {
+        checkCallKey(key);
+        Text.checkWellFormed(key, "key");
+    }
+
+    /**
+     * The checks of a call by key that cost nothing per call: whether the key is well-formed
+     * UTF-16 is checked by {@link HandleCache} when it opens the key, since a key it has a handle
+     * for was checked then.
+     */
+    private static void checkCallKey(String key) {
         checkNotNull(key, "key");
         if (key.isEmpty()) {
             throw new IllegalArgumentException("key must not be empty");
@@ -480,6 +493,13 @@ public final class ProxySo {
         if (path.isEmpty()) {
             throw new IllegalArgumentException("path must not be empty");
         }
+        Text.checkWellFormed(path, "path");
+    }
+
+    /** Refuses a null method name, or one that is not well-formed UTF-16. */
+    static void checkMethod(String method) {
+        checkNotNull(method, "method");
+        Text.checkWellFormed(method, "method");
     }
 
     static void checkNotNull(Object argument, String name) {
