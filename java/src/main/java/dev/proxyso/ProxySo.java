@@ -41,6 +41,13 @@ import java.util.concurrent.TimeUnit;
  * and the plugins' lines) goes to {@code java.util.logging}, loggers {@code dev.proxyso} and
  * {@code dev.proxyso.plugin}, with messages that start {@code [key#generation] }.
  *
+ * <p>Each {@code load}, {@code replace} and {@code rollback} maps a new version (about five memory
+ * mappings), and the kernel allows a process {@code vm.max_map_count} mappings (65,530 by
+ * default), the JVM's own included: a JVM that runs out of them aborts. One that would leave the
+ * JVM fewer than a reserve is refused with a {@link LibraryLoadException} naming the limit, the
+ * process's count and the reserve: a quarter of the limit, or the number of mappings given by the
+ * system property {@code proxyso.mapReserve}, read when {@code libproxy.so} is first used.
+ *
  * <p>Every method throws {@link NullPointerException} for a {@code null} argument,
  * {@link IllegalArgumentException} for an empty key or path, or a key, method name or path that is
  * not well-formed UTF-16 (an unpaired surrogate: the message names the argument and the index), and
