@@ -128,15 +128,17 @@ final class Watcher {
         try {
             file = Paths.get(path).toAbsolutePath().normalize();
         } catch (InvalidPathException e) {
-            throw new IllegalArgumentException("cannot watch '" + Text.shown(path) + "': " + Text.shown(e.getMessage()), e);
+            throw new IllegalArgumentException("cannot watch '" + Text.shown(path) + "': "
+                    + Text.shown(e.getMessage()), e);
         }
         Path directory = file.getParent();
         if (directory == null || file.getFileName() == null) {
-            throw new IllegalArgumentException("cannot watch '" + Text.shown(path) + "': not a file's path");
+            throw new IllegalArgumentException("cannot watch '" + Text.shown(path)
+                    + "': not a file's path");
         }
         if (!Files.isDirectory(directory)) {
-            throw new IllegalArgumentException("cannot watch '" + Text.shown(path) + "': its directory "
-                    + Text.shown(directory.toString()) + " does not exist");
+            throw new IllegalArgumentException("cannot watch '" + Text.shown(path)
+                    + "': its directory " + Text.shown(directory.toString()) + " does not exist");
         }
         Watch watch = new Watch(key, path, settleNanos);
         synchronized (LOCK) {
