@@ -56,7 +56,8 @@ final class LibraryBeans {
             }
         } catch (InstanceAlreadyExistsException raced) {
             // Someone else's bean under our name; leave it.
-            LOG.log(Level.FINE, "a bean named for key '" + Text.shown(key) + "' exists already", raced);
+            LOG.log(Level.FINE, "a bean named for key '" + Text.shown(key) + "' exists already",
+                    raced);
         } catch (JMException | RuntimeException | LinkageError e) {
             LOG.log(Level.WARNING, "cannot register the JMX bean of key '" + Text.shown(key)
                     + "'", e);

@@ -40,7 +40,8 @@ final class Text {
 
     /**
      * The text as a message quotes it: whole up to {@link #MAX_SHOWN} bytes of UTF-8, otherwise
-     * its first characters that fit, followed by {@code …(N bytes)} with its whole length in UTF-8.
+     * its first characters that fit, followed by {@code …(N bytes)} with its whole length in
+     * UTF-8.
      *
      * @param text the text, or {@code null}
      * @return the text to quote ({@code "null"} for {@code null})
