@@ -51,7 +51,7 @@ fn failed_stage(error: &LoadError) -> Stage {
         | LoadError::Digest { .. }
         | LoadError::Snapshot { .. } => Stage::File,
         // Also the rare failure to mark an allowed version RTLD_NODELETE: a dlopen as well.
-        LoadError::Open(_) => Stage::Link,
+        LoadError::Open(_) | LoadError::TooManyMappings { .. } => Stage::Link,
         LoadError::NoDescriptor(_)
         | LoadError::AbiMismatch { .. }
         | LoadError::BadDescriptor(_) => Stage::Descriptor,

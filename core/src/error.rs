@@ -2,26 +2,32 @@
 
 use std::io;
 
+use crate::text::shown;
+
 /// Everything that can go wrong in a registry operation.
 ///
 /// Each variant names what was wrong (key, path, method, cause) so that its `Display` text can be
-/// handed to a Java exception unchanged.
+/// handed to a Java exception unchanged. Keys, paths and method names are quoted through
+/// `text::shown`, which cuts a huge one to its start and its length; the fields keep them whole.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No library is loaded under the key.
-    #[error("no library is loaded under key '{key}'")]
+    #[error("no library is loaded under key '{}'", shown(.key))]
     NoSuchLibrary {
         /// The key asked for.
         key: String,
     },
     /// `load` of a key that already holds a library.
-    #[error("a library is already loaded under key '{key}' (use replace to load a new version)")]
+    #[error(
+        "a library is already loaded under key '{}' (use replace to load a new version)",
+        shown(.key)
+    )]
     AlreadyLoaded {
         /// The key asked for.
         key: String,
     },
     /// The key itself is unusable.
-    #[error("invalid key {key:?}: {reason}")]
+    #[error("invalid key {:?}: {reason}", shown(.key))]
     InvalidKey {
         /// The key as given.
         key: String,
@@ -29,7 +35,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// Opening, checking or initialising a plugin failed; nothing changed.
-    #[error("cannot load '{path}' under key '{key}': {cause}")]
+    #[error("cannot load '{}' under key '{}': {cause}", shown(.path), shown(.key))]
     Load {
         /// The key the library was meant for.
         key: String,
@@ -39,7 +45,7 @@ pub enum Error {
         cause: LoadError,
     },
     /// An option of a load or replace is out of range.
-    #[error("invalid option for key '{key}': {reason}")]
+    #[error("invalid option for key '{}': {reason}", shown(.key))]
     InvalidOption {
         /// The key the load was for.
         key: String,
@@ -48,15 +54,21 @@ pub enum Error {
     },
     /// `rollback` of a key that keeps no previous version.
     #[error(
-        "library '{key}' has no previous version to roll back to (none kept: each replace keeps \
-         the version it replaces, up to keepVersions)"
+        "library '{}' has no previous version to roll back to (none kept: each replace keeps \
+         the version it replaces, up to keepVersions)",
+        shown(.key)
     )]
     NoPreviousVersion {
         /// The key asked for.
         key: String,
     },
     /// The plugin has no method of that name.
-    #[error("library '{key}' ({plugin}) has no method '{method}'; it has: {available}")]
+    #[error(
+        "library '{}' ({plugin}) has no method '{}'; it has: {}",
+        shown(.key),
+        shown(.method),
+        shown(.available)
+    )]
     NoSuchMethod {
         /// The key called.
         key: String,
@@ -69,8 +81,10 @@ pub enum Error {
     },
     /// A caller-owned output buffer was too small for what the method writes.
     #[error(
-        "method '{method}' of library '{key}' ({plugin}) needs an output buffer of at least \
-         {required} bytes; this one has {capacity}"
+        "method '{}' of library '{}' ({plugin}) needs an output buffer of at least \
+         {required} bytes; this one has {capacity}",
+        shown(.method),
+        shown(.key)
     )]
     OutputTooSmall {
         /// The key called.
@@ -85,7 +99,12 @@ pub enum Error {
         capacity: usize,
     },
     /// A plugin method reported a failure or caught a panic of its own.
-    #[error("method '{method}' of library '{key}' ({plugin}) {}: {message}", outcome(.panicked, .code))]
+    #[error(
+        "method '{}' of library '{}' ({plugin}) {}: {message}",
+        shown(.method),
+        shown(.key),
+        outcome(.panicked, .code)
+    )]
     Plugin {
         /// The key called.
         key: String,
@@ -123,7 +142,7 @@ pub enum LoadError {
         found: String,
     },
     /// The private snapshot could not be written.
-    #[error("cannot write the private snapshot in {dir}: {source}")]
+    #[error("cannot write the private snapshot in {}: {source}", shown(.dir))]
     Snapshot {
         /// The snapshot directory.
         dir: String,
@@ -156,6 +175,23 @@ pub enum LoadError {
     SignalHandler {
         /// The signals, comma-separated.
         signals: String,
+    },
+    /// Mapping the version would leave the JVM less than its reserve of memory mappings.
+    #[error(
+        "too many memory mappings: this process has {current} and the kernel allows {limit} \
+         (vm.max_map_count); a new version needs about {needed} more, and {reserve} are kept in \
+         reserve for the JVM (proxyso.mapReserve). Unload libraries, or raise the limit: \
+         sysctl -w vm.max_map_count=N"
+    )]
+    TooManyMappings {
+        /// `vm.max_map_count`.
+        limit: usize,
+        /// The process's mappings when the load was refused.
+        current: usize,
+        /// The mappings kept free for the JVM.
+        reserve: usize,
+        /// The mappings the new version was counted as needing.
+        needed: usize,
     },
     /// The plugin's `init` reported failure.
     #[error("init of plugin {plugin} {}: {message}", outcome(.panicked, .code))]

@@ -11,7 +11,9 @@
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
 //! - `signals`: keeps the host's signal handlers the host's while plugin code loads;
-//! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
+//! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped;
+//! - `mappings`: refuses a load that would leave the process short of memory mappings;
+//! - `text`: cuts keys, method names and paths that messages quote.
 #![deny(missing_docs)]
 
 pub mod elf;
@@ -19,12 +21,14 @@ pub mod error;
 pub mod history;
 pub mod host;
 pub mod log;
+pub mod mappings;
 pub mod plugin;
 pub mod registry;
 pub mod retire;
 pub mod signals;
 pub mod snapshot;
 pub mod stats;
+pub mod text;
 pub mod version;
 
 pub use error::{Error, LoadError};

@@ -136,6 +136,8 @@ impl Plugin {
         generation: u64,
     ) -> Result<Plugin, LoadError> {
         let snapshot = snapshots.take(source, options.sha256.as_ref())?;
+        // Refused before anything is mapped, while the JVM still has its reserve of mappings.
+        crate::mappings::BUDGET.admit(snapshot.load_segments())?;
         let kept_copy = if options.keep_copy {
             Some(snapshots.keep(&snapshot)?)
         } else {

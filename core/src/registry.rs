@@ -649,7 +649,7 @@ fn loudly(key: &Arc<str>, error: Error) -> Error {
 fn check_keep(key: &str, keep: Option<usize>) -> Result<Option<usize>, Error> {
     match keep {
         Some(n) if n > history::MAX_KEEP => Err(Error::InvalidOption {
-            key: key.chars().take(64).collect(),
+            key: key.into(),
             reason: format!(
                 "keepVersions {n} is more than the {} previous versions a key may keep",
                 history::MAX_KEEP
@@ -692,7 +692,7 @@ fn check_key(key: &str) -> Result<(), Error> {
         return Ok(());
     };
     Err(Error::InvalidKey {
-        key: key.chars().take(64).collect(),
+        key: key.into(),
         reason,
     })
 }
@@ -715,6 +715,31 @@ mod tests {
         }
         let long = "k".repeat(MAX_KEY_LEN + 1);
         assert!(check_key(&long).unwrap_err().to_string().contains("longer"));
+    }
+
+    #[test]
+    fn messages_quote_a_huge_key_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path().into());
+        let key = "k".repeat(1 << 20);
+        let mut out = Vec::new();
+        let errors = [
+            registry.call(&key, None, b"", &mut out).unwrap_err(),
+            registry.load(&key, "/x.so", b"").unwrap_err(),
+            registry.replace(&key, "/x.so", b"").unwrap_err(),
+            registry.rollback(&key).unwrap_err(),
+            registry.unload(&key).unwrap_err(),
+            registry.handle(&key).unwrap_err(),
+            registry.load("m", &key, b"").unwrap_err(),
+        ];
+        for err in errors {
+            let text = err.to_string();
+            assert!(text.len() < 600, "{} bytes: {}", text.len(), &text[..600]);
+            assert!(text.contains("…(1048576 bytes)"), "{text}");
+        }
+        // The error itself keeps the key whole, for the exception's getKey().
+        let err = registry.handle(&key).unwrap_err();
+        assert!(matches!(err, Error::NoSuchLibrary { key: k } if k.len() == 1 << 20));
     }
 
     #[test]

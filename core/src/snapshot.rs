@@ -138,8 +138,12 @@ impl SnapshotDir {
                 }
             }
         };
-        let snapshot = Snapshot { path, digest };
-        elf::check(&copy).map_err(LoadError::NotLoadable)?;
+        let mut snapshot = Snapshot {
+            path,
+            digest,
+            load_segments: 0,
+        };
+        snapshot.load_segments = elf::check(&copy).map_err(LoadError::NotLoadable)?;
         Ok(snapshot)
     }
 
@@ -290,6 +294,8 @@ fn hash(mut reader: fs::File) -> [u8; 32] {
 pub struct Snapshot {
     path: PathBuf,
     digest: Digest,
+    /// Its `PT_LOAD` segments: what mapping it costs, for `mappings::BUDGET`.
+    load_segments: usize,
 }
 
 impl Drop for Snapshot {
@@ -307,6 +313,11 @@ impl Snapshot {
     /// The SHA-256 of the bytes copied.
     pub fn digest(&self) -> &Digest {
         &self.digest
+    }
+
+    /// How many `PT_LOAD` segments its ELF headers declare.
+    pub fn load_segments(&self) -> usize {
+        self.load_segments
     }
 }
 

@@ -13,7 +13,7 @@ use jni::sys::{jbyteArray, jint, jlong};
 
 use super::entry::{Failure, run};
 use super::handles::Opened;
-use super::strings::{new_byte_array, read_bytes, read_str};
+use super::strings::{new_byte_array, read_bytes, read_str, read_string};
 use super::{HANDLES, registry};
 use proxyso_core::host::FixedOutput;
 
@@ -59,7 +59,7 @@ fn method_arg<'b>(
     if method.is_null() {
         Ok(None)
     } else {
-        read_str(env, method, buf).map(Some)
+        read_str(env, method, "method", buf).map(Some)
     }
 }
 
@@ -79,7 +79,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_call<'l>(
 ) -> jbyteArray {
     run(&mut env, std::ptr::null_mut(), |env| {
         with_scratch(|s| {
-            let key = read_str(env, &key, &mut s.key)?;
+            let key = read_str(env, &key, "key", &mut s.key)?;
             let method = method_arg(env, &method, &mut s.method)?;
             read_bytes(env, &input, &mut s.input)?;
             registry().call(&key, method.as_deref(), &s.input, &mut s.output)?;
@@ -97,11 +97,11 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_open<'l>(
     method: JString<'l>,
 ) -> jlong {
     run(&mut env, 0, |env| {
-        let key: String = env.get_string(&key)?.into();
+        let key = read_string(env, &key, "key")?;
         let method: Option<Box<str>> = if method.is_null() {
             None
         } else {
-            Some(String::from(env.get_string(&method)?).into())
+            Some(read_string(env, &method, "method")?.into())
         };
         let handle = registry().handle(&key)?;
         handle.check_method(method.as_deref())?;

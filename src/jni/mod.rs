@@ -23,6 +23,7 @@ use handles::Handles;
 use proxyso_core::plugin::LoadOptions;
 use proxyso_core::registry::{LibraryInfo, Registry};
 use proxyso_core::snapshot::hex;
+use strings::read_string;
 
 /// The process's one registry, behind every Java `ProxySo` call.
 fn registry() -> &'static Registry {
@@ -48,7 +49,8 @@ extern "C" fn clean_up_at_exit() {
     });
 }
 
-/// `NativeBridge.configure(String snapshotDir)`.
+/// `NativeBridge.configure(String snapshotDir)`; also reads the system property
+/// `proxyso.mapReserve` (see `map_reserve`).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
     mut env: JNIEnv<'l>,
@@ -56,9 +58,43 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
     snapshot_dir: JString<'l>,
 ) {
     run(&mut env, (), |env| {
-        let dir: String = env.get_string(&snapshot_dir)?.into();
+        let dir = read_string(env, &snapshot_dir, "snapshotDir")?;
+        let reserve = map_reserve(env)?;
         registry().set_snapshot_dir(PathBuf::from(dir));
+        proxyso_core::mappings::BUDGET.set_reserve(reserve);
         Ok(())
+    })
+}
+
+/// The system property that sets how many memory mappings loads leave free for the JVM.
+const MAP_RESERVE_PROPERTY: &str = "proxyso.mapReserve";
+
+/// `proxyso.mapReserve`: a number of mappings, or `None` (unset) for a quarter of the limit.
+fn map_reserve(env: &mut JNIEnv<'_>) -> Result<Option<usize>, Failure> {
+    let name = env.new_string(MAP_RESERVE_PROPERTY)?;
+    let value = env
+        .call_static_method(
+            "java/lang/System",
+            "getProperty",
+            "(Ljava/lang/String;)Ljava/lang/String;",
+            &[JValue::Object(&name)],
+        )?
+        .l()?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let text = read_string(env, &JString::from(value), MAP_RESERVE_PROPERTY)?;
+    parse_map_reserve(&text).map(Some)
+}
+
+/// The value of `proxyso.mapReserve`: a whole number of mappings, 0 or more.
+fn parse_map_reserve(text: &str) -> Result<usize, Failure> {
+    text.trim().parse().map_err(|_| {
+        Failure::IllegalArgument(format!(
+            "{MAP_RESERVE_PROPERTY} must be a whole number of memory mappings (0 or more), not \
+             '{}'",
+            proxyso_core::text::shown(text)
+        ))
     })
 }
 
@@ -112,7 +148,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_rollback<'l>(
     key: JString<'l>,
 ) -> jlong {
     run(&mut env, 0, |env| {
-        let key: String = env.get_string(&key)?.into();
+        let key = read_string(env, &key, "key")?;
         Ok(count(registry().rollback(&key)?))
     })
 }
@@ -142,8 +178,8 @@ fn open_version<'l>(
     op: fn(&Registry, &str, &str, &LoadOptions<'_>) -> Result<u64, proxyso_core::Error>,
 ) -> jlong {
     run(env, 0, |env| {
-        let key: String = env.get_string(key)?.into();
-        let path: String = env.get_string(path)?.into();
+        let key = read_string(env, key, "key")?;
+        let path = read_string(env, path, "path")?;
         let config = env.convert_byte_array(config)?;
         let sha256 = if sha256.is_null() {
             None
@@ -185,7 +221,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_unload<'l>(
     key: JString<'l>,
 ) -> jboolean {
     run(&mut env, 0, |env| {
-        let key: String = env.get_string(&key)?.into();
+        let key = read_string(env, &key, "key")?;
         Ok(registry().unload(&key)?.into())
     })
 }
@@ -198,7 +234,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_info<'l>(
     key: JString<'l>,
 ) -> jobject {
     run(&mut env, std::ptr::null_mut(), |env| {
-        let key: String = env.get_string(&key)?.into();
+        let key = read_string(env, &key, "key")?;
         match registry().info(&key) {
             Some(info) => Ok(library_info(env, &info)?.into_raw()),
             None => Ok(std::ptr::null_mut()),
@@ -226,7 +262,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_awaitRetired<'l>(
     timeout_millis: jlong,
 ) -> jboolean {
     run(&mut env, 0, |env| {
-        let key: String = env.get_string(&key)?.into();
+        let key = read_string(env, &key, "key")?;
         let timeout = Duration::from_millis(u64::try_from(timeout_millis).unwrap_or(0));
         Ok(registry().await_retired(&key, timeout).into())
     })
@@ -350,4 +386,23 @@ fn string_array<'l>(
         env.delete_local_ref(s)?;
     }
     Ok(array)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_map_reserve_is_a_whole_number() {
+        assert_eq!(parse_map_reserve("16000").unwrap(), 16_000);
+        assert_eq!(parse_map_reserve(" 0 ").unwrap(), 0);
+        for bad in ["", "-1", "25%", "1e3"] {
+            match parse_map_reserve(bad) {
+                Err(Failure::IllegalArgument(m)) => {
+                    assert!(m.starts_with("proxyso.mapReserve must be"), "{m}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }

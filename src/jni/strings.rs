@@ -2,6 +2,12 @@
 //!
 //! `JNIEnv::get_string` asks the JVM for a fresh copy on every call; on the call hot path the
 //! key and the input are instead copied with `Get*Region` into buffers the thread keeps.
+//!
+//! A Java string is UTF-16 and may hold an unpaired surrogate, which no UTF-8 string can: jni's
+//! own conversion replaces it with U+FFFD, so `"k\uD800"` and `"k\uDBFF"` would both become
+//! `"k\u{FFFD}"` and name one library. Every string argument is read here instead, and one that is
+//! not well-formed UTF-16 is refused (`IllegalArgumentException`, naming the argument and the
+//! index), never replaced.
 
 use std::borrow::Cow;
 use std::ffi::c_char;
@@ -24,15 +30,17 @@ macro_rules! jni_fn {
     }};
 }
 
-/// Reads `s` into `buf` and returns it as text; allocates only for a string whose modified
-/// UTF-8 differs from UTF-8 (one with a NUL or a character outside the BMP).
+/// Reads `s` (the argument named `what`) into `buf` and returns it as text; allocates only for
+/// a string whose modified UTF-8 differs from UTF-8 (one with a NUL or a character outside the
+/// BMP). A string that is not well-formed UTF-16 is refused.
 pub fn read_str<'b>(
     env: &mut JNIEnv<'_>,
     s: &JString<'_>,
+    what: &'static str,
     buf: &'b mut Vec<u8>,
 ) -> Result<Cow<'b, str>, Failure> {
     if s.is_null() {
-        return Err(jni::errors::Error::NullPtr("a string argument").into());
+        return Err(jni::errors::Error::NullPtr(what).into());
     }
     let raw_env = env.get_raw();
     let get_length = jni_fn!(raw_env, GetStringLength);
@@ -65,8 +73,60 @@ pub fn read_str<'b>(
     unsafe { buf.set_len(bytes) };
     match std::str::from_utf8(buf) {
         Ok(text) => Ok(Cow::Borrowed(text)),
-        Err(_) => Ok(Cow::Owned(env.get_string(s)?.into())),
+        Err(_) => read_utf16(env, s, chars, what).map(Cow::Owned),
     }
+}
+
+/// Reads `s` (the argument named `what`) as a new `String`; see `read_str`.
+pub fn read_string(
+    env: &mut JNIEnv<'_>,
+    s: &JString<'_>,
+    what: &'static str,
+) -> Result<String, Failure> {
+    let mut buf = Vec::new();
+    Ok(read_str(env, s, what, &mut buf)?.into_owned())
+}
+
+/// Reads the `chars` UTF-16 units of `s` and decodes them strictly.
+fn read_utf16(
+    env: &mut JNIEnv<'_>,
+    s: &JString<'_>,
+    chars: jsize,
+    what: &'static str,
+) -> Result<String, Failure> {
+    let raw_env = env.get_raw();
+    let get_region = jni_fn!(raw_env, GetStringRegion);
+    let len = usize::try_from(chars).unwrap_or(0);
+    let mut units: Vec<u16> = Vec::with_capacity(len);
+    // SAFETY: `s` is a live, non-null `java.lang.String` of `chars` UTF-16 units, and `units` has
+    // room for all of them.
+    unsafe { get_region(raw_env, s.as_raw(), 0, chars, units.as_mut_ptr()) };
+    // SAFETY: the JVM wrote all `len` units; any bit pattern is a valid `u16`.
+    unsafe { units.set_len(len) };
+    decode_utf16(&units, what)
+}
+
+/// `units` as text, or an `IllegalArgument` naming `what` and the index of the first unpaired
+/// surrogate.
+pub fn decode_utf16(units: &[u16], what: &str) -> Result<String, Failure> {
+    let mut text = String::with_capacity(units.len());
+    let mut index = 0;
+    for decoded in char::decode_utf16(units.iter().copied()) {
+        match decoded {
+            Ok(c) => {
+                text.push(c);
+                index += c.len_utf16();
+            }
+            Err(e) => {
+                return Err(Failure::IllegalArgument(format!(
+                    "{what} is not well-formed UTF-16: an unpaired surrogate \\u{:04X} at index \
+                     {index}",
+                    e.unpaired_surrogate()
+                )));
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// Copies the whole of `array` into `buf`.
@@ -113,4 +173,38 @@ pub fn new_byte_array(env: &mut JNIEnv<'_>, bytes: &[u8]) -> Result<jbyteArray, 
     // SAFETY: `array` is a new `byte[]` of `len` elements and `bytes` holds `len` bytes.
     unsafe { set_region(raw_env, array, 0, len, bytes.as_ptr().cast()) };
     Ok(array)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(units: &[u16]) -> String {
+        match decode_utf16(units, "key") {
+            Err(Failure::IllegalArgument(message)) => message,
+            other => panic!("{units:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn well_formed_text_is_decoded_whole() {
+        let text = "k\0模型🚀";
+        let units: Vec<u16> = text.encode_utf16().collect();
+        assert_eq!(decode_utf16(&units, "key").unwrap(), text);
+    }
+
+    #[test]
+    fn unpaired_surrogates_are_refused_with_their_index() {
+        let k = u16::from(b'k');
+        assert_eq!(
+            refusal(&[k, 0xD800]),
+            "key is not well-formed UTF-16: an unpaired surrogate \\uD800 at index 1"
+        );
+        assert!(refusal(&[k, 0xDBFF]).ends_with("\\uDBFF at index 1"));
+        // A low surrogate first, a high one followed by a non-surrogate, after a pair.
+        assert!(refusal(&[0xDC00, k]).ends_with("\\uDC00 at index 0"));
+        assert!(refusal(&[0xD800, k]).ends_with("\\uD800 at index 0"));
+        let rocket: Vec<u16> = "🚀".encode_utf16().collect();
+        assert!(refusal(&[rocket[0], rocket[1], 0xDFFF]).ends_with("\\uDFFF at index 2"));
+    }
 }

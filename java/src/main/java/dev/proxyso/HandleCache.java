@@ -13,6 +13,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * the native side answers {@link IllegalStateException} ({@link NativeBridge#HANDLE_CLOSED}) and
  * the call goes on without it.
  *
+ * <p>A key is checked to be well-formed UTF-16 before it is opened, not on every call: a key the
+ * map holds was checked when it was put there.
+ *
  * <p>The answers are those of a call by key: a cached id follows replacements as a lookup by key
  * would, and an id whose key was unloaded ({@link NoSuchLibraryException}) is dropped and the key
  * opened again once, since it may have been loaded again since; only if that fails does the call
@@ -38,6 +41,7 @@ final class HandleCache {
                 drop(key, cached);
             }
         }
+        Text.checkWellFormed(key, "key");
         long id = NativeBridge.open(key, null);
         Long opened = id;
         boolean kept = HANDLES.putIfAbsent(key, opened) == null;
@@ -72,6 +76,7 @@ final class HandleCache {
                 drop(key, cached);
             }
         }
+        Text.checkWellFormed(key, "key");
         long id = NativeBridge.open(key, null);
         Long opened = id;
         boolean kept = HANDLES.putIfAbsent(key, opened) == null;

@@ -40,7 +40,7 @@ final class LibraryBeans {
             return new ObjectName("dev.proxyso:type=Library,key=" + ObjectName.quote(key));
         } catch (MalformedObjectNameException e) {
             // ObjectName.quote makes any text a valid value.
-            throw new IllegalStateException("no ObjectName for key '" + key + "'", e);
+            throw new IllegalStateException("no ObjectName for key '" + Text.shown(key) + "'", e);
         }
     }
 
@@ -56,9 +56,11 @@ final class LibraryBeans {
             }
         } catch (InstanceAlreadyExistsException raced) {
             // Someone else's bean under our name; leave it.
-            LOG.log(Level.FINE, "a bean named for key '" + key + "' exists already", raced);
+            LOG.log(Level.FINE, "a bean named for key '" + Text.shown(key) + "' exists already",
+                    raced);
         } catch (JMException | RuntimeException | LinkageError e) {
-            LOG.log(Level.WARNING, "cannot register the JMX bean of key '" + key + "'", e);
+            LOG.log(Level.WARNING, "cannot register the JMX bean of key '" + Text.shown(key)
+                    + "'", e);
         }
     }
 
@@ -75,7 +77,8 @@ final class LibraryBeans {
         } catch (InstanceNotFoundException gone) {
             // Unregistered by someone else meanwhile: what we wanted.
         } catch (JMException | RuntimeException | LinkageError e) {
-            LOG.log(Level.WARNING, "cannot unregister the JMX bean of key '" + key + "'", e);
+            LOG.log(Level.WARNING, "cannot unregister the JMX bean of key '"
+                    + Text.shown(key) + "'", e);
         }
     }
 
@@ -90,7 +93,8 @@ final class LibraryBeans {
         private LibraryInfo info() {
             LibraryInfo info = NativeBridge.info(key);
             if (info == null) {
-                throw new IllegalStateException("no library is loaded under key '" + key + "'");
+                throw new IllegalStateException("no library is loaded under key '"
+                        + Text.shown(key) + "'");
             }
             return info;
         }

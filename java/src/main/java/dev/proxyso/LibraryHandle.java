@@ -26,7 +26,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * }
  * }</pre>
  *
- * <p>Every method throws {@link NullPointerException} for a {@code null} argument.
+ * <p>Every method throws {@link NullPointerException} for a {@code null} argument, and
+ * {@link IllegalArgumentException} for a method name that is not well-formed UTF-16.
  */
 public final class LibraryHandle implements AutoCloseable {
     /** The key the handle was opened for. */
@@ -93,7 +94,7 @@ public final class LibraryHandle implements AutoCloseable {
      * @throws PluginException if the plugin reports an error or a caught panic
      */
     public byte[] call(String method, byte[] input) {
-        ProxySo.checkNotNull(method, "method");
+        ProxySo.checkMethod(method);
         ProxySo.checkNotNull(input, "input");
         checkOpen();
         return NativeBridge.callHandle(id, method, input);
@@ -184,7 +185,8 @@ public final class LibraryHandle implements AutoCloseable {
 
     private void checkOpen() {
         if (closed.get()) {
-            throw new IllegalStateException("the handle of key '" + key + "' is closed");
+            throw new IllegalStateException("the handle of key '" + Text.shown(key)
+                    + "' is closed");
         }
     }
 }

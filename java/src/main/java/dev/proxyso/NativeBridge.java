@@ -301,7 +301,7 @@ final class NativeBridge {
     /** A message for the rare case native code passed none. */
     private static String defaultMessage(int kind, String key, String path, String method,
             int code) {
-        return "proxyso failure of kind " + kind + " (key " + key + ", path " + path
-                + ", method " + method + ", code " + code + ")";
+        return "proxyso failure of kind " + kind + " (key " + Text.shown(key) + ", path "
+                + Text.shown(path) + ", method " + Text.shown(method) + ", code " + code + ")";
     }
 }

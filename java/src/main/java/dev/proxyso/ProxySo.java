@@ -41,9 +41,19 @@ import java.util.concurrent.TimeUnit;
  * and the plugins' lines) goes to {@code java.util.logging}, loggers {@code dev.proxyso} and
  * {@code dev.proxyso.plugin}, with messages that start {@code [key#generation] }.
  *
+ * <p>Each {@code load}, {@code replace} and {@code rollback} maps a new version (about five memory
+ * mappings), and the kernel allows a process {@code vm.max_map_count} mappings (65,530 by
+ * default), the JVM's own included: a JVM that runs out of them aborts. One that would leave the
+ * JVM fewer than a reserve is refused with a {@link LibraryLoadException} naming the limit, the
+ * process's count and the reserve: a quarter of the limit, or the number of mappings given by the
+ * system property {@code proxyso.mapReserve}, read when {@code libproxy.so} is first used.
+ *
  * <p>Every method throws {@link NullPointerException} for a {@code null} argument,
- * {@link IllegalArgumentException} for an empty key or path, and {@link UnsatisfiedLinkError} if
- * {@code libproxy.so} itself cannot be loaded. Any other Unicode text is a key, except that
+ * {@link IllegalArgumentException} for an empty key or path, or a key, method name or path that is
+ * not well-formed UTF-16 (an unpaired surrogate: the message names the argument and the index), and
+ * {@link UnsatisfiedLinkError} if {@code libproxy.so} itself cannot be loaded. Exception messages
+ * quote at most 256 bytes of a key, method name or path, then its length. Any other Unicode text is
+ * a key, except that
  * {@code load}, {@code replace} and {@code unload} refuse with {@link IllegalArgumentException} a
  * key longer than 1024 bytes of UTF-8 or holding a control character; {@code call},
  * {@code info} and {@code awaitRetired} find no library under such a key.
@@ -294,7 +304,7 @@ public final class ProxySo {
      */
     public static byte[] call(String key, byte[] input) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
+        checkCallKey(key);
         checkNotNull(input, "input");
         return HandleCache.call(key, null, input);
     }
@@ -312,8 +322,8 @@ public final class ProxySo {
      */
     public static byte[] call(String key, String method, byte[] input) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
-        checkNotNull(method, "method");
+        checkCallKey(key);
+        checkMethod(method);
         checkNotNull(input, "input");
         return HandleCache.call(key, method, input);
     }
@@ -330,7 +340,7 @@ public final class ProxySo {
      */
     public static String call(String key, String input) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
+        checkCallKey(key);
         checkNotNull(input, "input");
         byte[] output = HandleCache.call(key, null, input.getBytes(StandardCharsets.UTF_8));
         return new String(output, StandardCharsets.UTF_8);
@@ -366,7 +376,7 @@ public final class ProxySo {
      */
     public static int call(String key, ByteBuffer in, ByteBuffer out) {
         NativeLoader.ensureLoaded();
-        checkKey(key);
+        checkCallKey(key);
         DirectCall.checkBuffers(in, out);
         int inPosition = in.position();
         int inLength = in.limit() - inPosition;
@@ -406,7 +416,7 @@ public final class ProxySo {
     public static LibraryHandle handle(String key, String method) {
         NativeLoader.ensureLoaded();
         checkKey(key);
-        checkNotNull(method, "method");
+        checkMethod(method);
         return new LibraryHandle(key, method, NativeBridge.open(key, method));
     }
 
@@ -469,6 +479,16 @@ public final class ProxySo {
     }
 
     private static void checkKey(String key) {
+        checkCallKey(key);
+        Text.checkWellFormed(key, "key");
+    }
+
+    /**
+     * The checks of a call by key that cost nothing per call: whether the key is well-formed
+     * UTF-16 is checked by {@link HandleCache} when it opens the key, since a key it has a handle
+     * for was checked then.
+     */
+    private static void checkCallKey(String key) {
         checkNotNull(key, "key");
         if (key.isEmpty()) {
             throw new IllegalArgumentException("key must not be empty");
@@ -480,6 +500,13 @@ public final class ProxySo {
         if (path.isEmpty()) {
             throw new IllegalArgumentException("path must not be empty");
         }
+        Text.checkWellFormed(path, "path");
+    }
+
+    /** Refuses a null method name, or one that is not well-formed UTF-16. */
+    static void checkMethod(String method) {
+        checkNotNull(method, "method");
+        Text.checkWellFormed(method, "method");
     }
 
     static void checkNotNull(Object argument, String name) {

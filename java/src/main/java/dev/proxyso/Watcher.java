@@ -128,21 +128,23 @@ final class Watcher {
         try {
             file = Paths.get(path).toAbsolutePath().normalize();
         } catch (InvalidPathException e) {
-            throw new IllegalArgumentException("cannot watch '" + path + "': " + e.getMessage(), e);
+            throw new IllegalArgumentException("cannot watch '" + Text.shown(path) + "': "
+                    + Text.shown(e.getMessage()), e);
         }
         Path directory = file.getParent();
         if (directory == null || file.getFileName() == null) {
-            throw new IllegalArgumentException("cannot watch '" + path + "': not a file's path");
+            throw new IllegalArgumentException("cannot watch '" + Text.shown(path)
+                    + "': not a file's path");
         }
         if (!Files.isDirectory(directory)) {
-            throw new IllegalArgumentException("cannot watch '" + path + "': its directory "
-                    + directory + " does not exist");
+            throw new IllegalArgumentException("cannot watch '" + Text.shown(path)
+                    + "': its directory " + Text.shown(directory.toString()) + " does not exist");
         }
         Watch watch = new Watch(key, path, settleNanos);
         synchronized (LOCK) {
             if (NativeBridge.info(key) == null) {
-                throw new NoSuchLibraryException("cannot watch '" + path
-                        + "': no library is loaded under key '" + key + "'", key);
+                throw new NoSuchLibraryException("cannot watch '" + Text.shown(path)
+                        + "': no library is loaded under key '" + Text.shown(key) + "'", key);
             }
             if (WATCHES.containsKey(key)) {
                 throw new IllegalStateException("key '" + key + "' is watched already ("

@@ -22,6 +22,11 @@ final class Keys extends ExternalResource {
         return key;
     }
 
+    /** Unloads {@code key} too after this test: for keys a test builds from {@link #next}. */
+    synchronized void add(String key) {
+        keys.add(key);
+    }
+
     @Override
     protected synchronized void after() {
         for (String key : keys) {
