@@ -9,7 +9,7 @@
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
-//! - `signals`: keeps the JVM's signal handlers the JVM's while plugin code loads;
+//! - `signals`: keeps every signal handler as it was while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
 #![deny(missing_docs)]
 
