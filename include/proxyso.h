@@ -230,7 +230,12 @@ typedef struct proxyso_error {
     void *host_data;
 } proxyso_error;
 
-/** Services the host offers to `init`; valid until `destroy` returns, usable from any thread. */
+/**
+ * Services the host offers to `init`; valid until `destroy` returns, usable from any thread. For
+ * a version kept mapped (PROXYSO_FLAG_KEEP_MAPPED or the load option) the struct stays valid for
+ * the life of the process, so a thread that outlives `destroy` may still call `log`; lines logged
+ * after `destroy` returned are dropped.
+ */
 typedef struct proxyso_host {
     /** The host's ABI version (PROXYSO_ABI_VERSION). */
     uint32_t abi_version;
