@@ -24,9 +24,10 @@
  *     handlers pointing into its code (or must set PROXYSO_FLAG_KEEP_MAPPED).
  *
  * Signals
- *   - The JVM relies on its own handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGQUIT,
- *     SIGUSR2, SIGPIPE and SIGXFSZ. If loading or `init` changes one, the host restores the
- *     JVM's handler and fails the load naming the signal (unless the load allows it).
+ *   - The JVM relies on its own handlers (SIGSEGV, SIGBUS, SIGFPE, SIGQUIT, SIGUSR2, ...; SIGTERM,
+ *     SIGINT and SIGHUP run its shutdown hooks) and the application may own others. If loading
+ *     or `init` changes the handler of any signal, the host restores it and fails the load
+ *     naming the signals (unless the load allows it; the version is then kept mapped).
  *
  * Threading
  *   - Methods are called from many threads at once (JVM threads calling ProxySo.call) unless the
@@ -229,7 +230,12 @@ typedef struct proxyso_error {
     void *host_data;
 } proxyso_error;
 
-/** Services the host offers to `init`; valid until `destroy` returns, usable from any thread. */
+/**
+ * Services the host offers to `init`; valid until `destroy` returns, usable from any thread. For
+ * a version kept mapped (PROXYSO_FLAG_KEEP_MAPPED or the load option) the struct stays valid for
+ * the life of the process, so a thread that outlives `destroy` may still call `log`; lines logged
+ * after `destroy` returned are dropped.
+ */
 typedef struct proxyso_host {
     /** The host's ABI version (PROXYSO_ABI_VERSION). */
     uint32_t abi_version;

@@ -4,7 +4,6 @@
 #![deny(missing_docs)]
 
 mod args;
-mod handlers;
 mod output;
 mod report;
 mod run;

@@ -3,7 +3,8 @@
 //! The load itself is the proxy's own `Plugin::open`: the private snapshot copy, the ELF
 //! checks, `dlopen(RTLD_NOW | RTLD_LOCAL)`, the descriptor and ABI checks, `init` and the signal
 //! guard. It stops at the first failure, so every check after the failed stage is reported as
-//! not run; the loader's trace (`symbols`) and the handler comparison (`handlers`) add what a
+//! not run; the loader's trace (`symbols`) and a second look at every signal handler after the
+//! load (`proxyso_core::signals::Handlers`, the comparison the proxy's guard itself makes) add what a
 //! single `LoadError` cannot say.
 
 use std::path::Path;
@@ -12,10 +13,10 @@ use std::time::Instant;
 
 use proxyso_core::LoadError;
 use proxyso_core::plugin::{self, LoadOptions, Plugin};
+use proxyso_core::signals::Handlers;
 use proxyso_core::snapshot::SnapshotDir;
 
 use crate::args::{CallRequest, Request};
-use crate::handlers::Handlers;
 use crate::report::{
     CallError, CallReport, Check, Flags, LogLine, Preview, Report, Status, describe_duration,
 };
@@ -318,13 +319,14 @@ fn signals_check(
     if let Some(LoadError::SignalHandler { signals }) = error {
         let refused: Vec<String> = signals.split(", ").map(str::to_owned).collect();
         let mut detail = format!(
-            "it changed the handler of {}, which the JVM relies on: the proxy refuses the load \
-             and puts the handlers back (--allow-signal-handlers loads it anyway)",
+            "it changed the handler of {}: the proxy refuses the load and puts the handlers \
+             back (--allow-signal-handlers loads it anyway)",
             list(&refused)
         );
         if !changed.is_empty() {
             detail.push_str(&format!(
-                "; it also changed {}, which the proxy neither guards nor restores",
+                "; {} stayed changed all the same (changed after the guard looked, or not \
+                 restorable)",
                 list(changed)
             ));
         }
@@ -361,8 +363,9 @@ fn signals_check(
                 "signals",
                 Status::Fail,
                 format!(
-                    "it changed the handler of {}, which the proxy does not guard: the load \
-                     succeeds, but a plugin must not install signal handlers{after_unload}",
+                    "it changed the handler of {} after the proxy's guard looked (from a thread \
+                     of its own?): the load succeeds, but a plugin must not install signal \
+                     handlers{after_unload}",
                     list(changed)
                 ),
             )
@@ -371,8 +374,8 @@ fn signals_check(
             "signals",
             Status::Fail,
             format!(
-                "the failed load left the handler of {} changed (the proxy neither guards nor \
-                 restores it)",
+                "the failed load left the handler of {} changed (after the proxy's guard \
+                 looked, or not restorable)",
                 list(changed)
             ),
         ),
@@ -560,7 +563,7 @@ mod tests {
             signals(Stage::Init, &[], false, None).status,
             Status::Skipped
         );
-        // Unguarded handlers the proxy lets through are still a fault of the plugin.
+        // Handlers changed after the guard looked are still a fault of the plugin.
         let check = signals(Stage::Loaded, &["SIGINT"], false, Some(false));
         assert_eq!(check.status, Status::Fail);
         assert!(check.detail.contains("unmapped code"), "{}", check.detail);

@@ -167,9 +167,9 @@ pub enum LoadError {
     /// The descriptor breaks a rule of the header.
     #[error("invalid plugin descriptor: {0}")]
     BadDescriptor(String),
-    /// Loading or `init` changed a signal handler the JVM relies on; it was restored.
+    /// Loading or `init` changed the handler of a signal (any signal); it was restored.
     #[error(
-        "it changed the JVM's handler of {signals} (restored; a load may allow this with \
+        "it changed the handler of {signals} (restored; a load may allow this with \
          allowSignalHandlers)"
     )]
     SignalHandler {

@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::{ptr, slice};
 
 use proxyso_abi as abi;
@@ -244,8 +244,21 @@ unsafe extern "C" fn error_set(
     let _ = catch_unwind(record);
 }
 
-/// The `proxyso_host` a version's `init` receives; boxed so its address is stable.
+/// The `proxyso_host` a version's `init` receives, at an address that stays put.
+///
+/// It lives as long as its version, and for a version kept mapped ([`HostServices::outlive`])
+/// as long as the process: the header recommends keeping mapped exactly for plugins whose
+/// threads outlive `destroy`, and such a thread may still call `host->log`. Lines logged after
+/// `destroy` returned are dropped.
 pub struct HostServices {
+    /// Allocated by `new`, freed by `Drop` unless `outlive` was called.
+    shared: ptr::NonNull<Shared>,
+    /// Set by `outlive`: the allocation is never freed.
+    kept: bool,
+}
+
+/// What `abi::Host::host_data` points at, and the struct itself.
+struct Shared {
     raw: abi::Host,
     /// Read by `host_log` through `raw.host_data`, which points here.
     tag: LogTag,
@@ -257,12 +270,20 @@ struct LogTag {
     /// Set again when the version goes into service, in case another replace took the number
     /// it was loaded with.
     generation: AtomicU64,
+    /// Set once `destroy` returned: later lines are dropped.
+    closed: AtomicBool,
 }
+
+// SAFETY: `shared` is owned by this handle (or leaked on purpose); everything behind it is
+// either immutable after `new` or atomic, so it may be used and dropped from any thread.
+unsafe impl Send for HostServices {}
+// SAFETY: as for `Send`: shared access only reads immutable fields and atomics.
+unsafe impl Sync for HostServices {}
 
 impl HostServices {
     /// Host services whose log lines name `key` and `generation`.
-    pub fn new(key: Arc<str>, generation: u64) -> Box<HostServices> {
-        let mut services = Box::new(HostServices {
+    pub fn new(key: Arc<str>, generation: u64) -> HostServices {
+        let shared = Box::into_raw(Box::new(Shared {
             raw: abi::Host {
                 abi_version: abi::ABI_VERSION,
                 reserved: 0,
@@ -272,20 +293,51 @@ impl HostServices {
             tag: LogTag {
                 key,
                 generation: AtomicU64::new(generation),
+                closed: AtomicBool::new(false),
             },
-        });
-        services.raw.host_data = ptr::from_mut(&mut services.tag).cast::<c_void>();
-        services
+        }));
+        // SAFETY: `shared` was just allocated and is not shared yet; `host_data` points at its
+        // own tag, which lives exactly as long as it.
+        unsafe { (*shared).raw.host_data = ptr::addr_of_mut!((*shared).tag).cast::<c_void>() };
+        HostServices {
+            // SAFETY: `Box::into_raw` never returns null.
+            shared: unsafe { ptr::NonNull::new_unchecked(shared) },
+            kept: false,
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        // SAFETY: `shared` stays allocated at least as long as `self`.
+        unsafe { self.shared.as_ref() }
     }
 
     /// The ABI struct to pass to `init`.
     pub fn as_raw(&self) -> *const abi::Host {
-        &self.raw
+        &self.shared().raw
     }
 
     /// Tags later log lines with `generation`.
     pub fn set_generation(&self, generation: u64) {
-        self.tag.generation.store(generation, Ordering::Relaxed);
+        self.shared()
+            .tag
+            .generation
+            .store(generation, Ordering::Relaxed);
+    }
+
+    /// For a version kept mapped whose `destroy` returned: drops its later log lines, and keeps
+    /// the struct valid for the life of the process, for the threads the plugin left running.
+    pub fn outlive(&mut self) {
+        self.shared().tag.closed.store(true, Ordering::Release);
+        self.kept = true;
+    }
+}
+
+impl Drop for HostServices {
+    fn drop(&mut self) {
+        if !self.kept {
+            // SAFETY: allocated by `Box::new` in `new`, not leaked, and freed only here.
+            drop(unsafe { Box::from_raw(self.shared.as_ptr()) });
+        }
     }
 }
 
@@ -300,9 +352,12 @@ unsafe extern "C" fn host_log(
         if this.is_null() {
             return;
         }
-        // SAFETY: `this` is the `abi::Host` of a live `HostServices`; its `host_data` is the
-        // boxed services' tag, which lives as long as the `HostServices`.
+        // SAFETY: `this` is the `abi::Host` of live host services (kept for good once their
+        // version is kept mapped); its `host_data` is their tag, which lives as long as they do.
         let tag = unsafe { &*(*this).host_data.cast::<LogTag>() };
+        if tag.closed.load(Ordering::Acquire) {
+            return;
+        }
         // SAFETY: the header requires `message` to point at `len` readable bytes.
         let text = unsafe { lossy(message, len) };
         log::emit(log::Record {
@@ -409,6 +464,32 @@ mod tests {
         );
         assert_eq!(out.written(), Ok(5));
         assert_eq!(&memory[..5], b"12345");
+    }
+
+    #[test]
+    fn host_services_kept_for_good_drop_later_lines() {
+        use std::sync::Mutex;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        log::set_sink(Some(Arc::new(move |record: log::Record| {
+            if record.key.as_deref() == Some("host-test") {
+                sink.lock().unwrap().push(record.message);
+            }
+        })));
+        let mut services = HostServices::new("host-test".into(), 3);
+        let raw = services.as_raw();
+        let say = |text: &str| {
+            // SAFETY: `raw` is the services' struct, valid for the rest of this test (kept for
+            // good below), and `text` is readable.
+            unsafe { ((*raw).log)(raw, abi::LOG_INFO, text.as_ptr().cast(), text.len()) }
+        };
+        say("before");
+        services.outlive();
+        drop(services);
+        // Still valid after the handle is gone; the line is dropped.
+        say("after");
+        log::set_sink(None);
+        assert_eq!(*seen.lock().unwrap(), ["before"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
-//! - `signals`: keeps the host's signal handlers the host's while plugin code loads;
+//! - `signals`: keeps every signal handler as it was while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped;
 //! - `mappings`: refuses a load that would leave the process short of memory mappings;
 //! - `text`: cuts keys, method names and paths that messages quote.

@@ -47,8 +47,9 @@ pub struct Plugin {
     serial: Option<Mutex<()>>,
     context: *mut c_void,
     destroy: Option<abi::DestroyFn>,
-    /// Must outlive `context`: the plugin may keep the pointer until `destroy`.
-    _host: Box<HostServices>,
+    /// Must outlive `context`: the plugin may keep the pointer until `destroy` (and, kept
+    /// mapped, for good: see `Drop`).
+    _host: HostServices,
     /// The mapped library; `None` once closed. Dropped last.
     library: Option<Library>,
     snapshot_path: PathBuf,
@@ -379,6 +380,11 @@ impl Drop for Plugin {
             // SAFETY: `destroy` belongs to the still-open library; it runs once, after every
             // call has returned (a `Plugin` is dropped only when no one can call it).
             unsafe { destroy(self.context) };
+        }
+        if self.kept_mapped {
+            // A thread the plugin left running (the reason to keep a version mapped) may still
+            // call `host->log`: the host struct stays valid and drops its lines.
+            self._host.outlive();
         }
         // Dropping the handle dlcloses it.
         self.library.take();

@@ -50,6 +50,11 @@ pub struct LibraryInfo {
     pub retired_versions: u64,
     /// Of those, how many stayed mapped after `dlclose` although not kept on purpose.
     pub pinned_versions: u64,
+    /// `destroy` calls of retired versions of this key running now.
+    pub destroys_running: u64,
+    /// `destroy` calls of this key's versions that ran longer than the slow-destroy limit
+    /// (`retire::slow_destroy_limit`), counted when they pass it.
+    pub slow_destroys: u64,
     /// The SHA-256 of the serving version's file, as loaded.
     pub sha256: [u8; 32],
     /// Calls over every generation the key has had.
@@ -490,6 +495,8 @@ impl Registry {
             kept_mapped: plugin.kept_mapped(),
             retired_versions: slot.stats.retired(),
             pinned_versions: slot.stats.pinned(),
+            destroys_running: slot.stats.destroys_running(),
+            slow_destroys: slot.stats.slow_destroys(),
             sha256: record.sha256.get(),
             totals: slot.stats.totals(Some(record)),
             replacements: slot.stats.replacements(),

@@ -245,6 +245,10 @@ impl Generation {
 pub struct KeyStats {
     retired: AtomicU64,
     pinned: AtomicU64,
+    /// `destroy` calls (with their `dlclose`) running now.
+    destroying: AtomicU64,
+    /// `destroy` calls that ran longer than the slow-destroy limit.
+    slow_destroys: AtomicU64,
     replacements: AtomicU64,
     rollbacks: AtomicU64,
     inner: Mutex<KeyInner>,
@@ -268,6 +272,32 @@ impl KeyStats {
     /// Of those, how many stayed mapped after `dlclose` although not kept on purpose.
     pub fn pinned(&self) -> u64 {
         self.pinned.load(Ordering::Relaxed)
+    }
+
+    /// `destroy` calls of this key's versions running now.
+    pub fn destroys_running(&self) -> u64 {
+        self.destroying.load(Ordering::Relaxed)
+    }
+
+    /// `destroy` calls of this key's versions that ran longer than the slow-destroy limit
+    /// (counted when they pass it, returned or not).
+    pub fn slow_destroys(&self) -> u64 {
+        self.slow_destroys.load(Ordering::Relaxed)
+    }
+
+    /// A version's `destroy` starts.
+    pub fn destroy_started(&self) {
+        self.destroying.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A version's `destroy` returned (and its library was closed).
+    pub fn destroy_ended(&self) {
+        self.destroying.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A version's `destroy` ran longer than the slow-destroy limit.
+    pub fn slow_destroy(&self) {
+        self.slow_destroys.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Successful replacements.

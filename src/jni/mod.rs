@@ -299,6 +299,8 @@ fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<
                 t.max_nanos,
                 info.replacements,
                 info.rollbacks,
+                info.destroys_running,
+                info.slow_destroys,
             ],
         )?;
         let last_error = match &info.last_error {

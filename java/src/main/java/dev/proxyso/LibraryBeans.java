@@ -194,5 +194,15 @@ final class LibraryBeans {
         public long getPinnedVersions() {
             return info().getPinnedVersions();
         }
+
+        @Override
+        public long getDestroysRunning() {
+            return info().getDestroysRunning();
+        }
+
+        @Override
+        public long getSlowDestroys() {
+            return info().getSlowDestroys();
+        }
     }
 }

@@ -13,7 +13,9 @@ import java.util.List;
  * <p>Two instances are {@linkplain #equals(Object) equal} when they describe the same loaded
  * state: the same version of the same key, loaded the same way, with the same previous versions
  * kept and the same counts of retired versions. The call statistics ({@link #getStats()},
- * {@link #getGenerations()}) are not compared, since every call changes them.
+ * {@link #getGenerations()}) are not compared, since every call changes them, nor are the counts
+ * of destroy hooks ({@link #getDestroysRunning()}, {@link #getSlowDestroys()}), which change as
+ * retired versions close.
  */
 public final class LibraryInfo {
     /** The key. */
@@ -38,6 +40,10 @@ public final class LibraryInfo {
     private final long retiredVersions;
     /** Of those, how many stayed mapped after dlclose although not kept on purpose. */
     private final long pinnedVersions;
+    /** Destroy hooks of retired versions of the key running now. */
+    private final long destroysRunning;
+    /** Destroy hooks of the key's versions that ran longer than the slow-destroy limit. */
+    private final long slowDestroys;
     /** The SHA-256 digest of the serving version's file, lower-case hex. */
     private final String sha256;
     /** The key's call statistics since it was loaded. */
@@ -70,7 +76,8 @@ public final class LibraryInfo {
      * @param pinnedVersions of those, the ones that stayed mapped although not kept on purpose
      * @param sha256 the serving version's SHA-256 digest, lower-case hex
      * @param keyStats the key's totals: calls, failed calls, in flight, total call nanoseconds,
-     *     longest call nanoseconds, replacements, rollbacks
+     *     longest call nanoseconds, replacements, rollbacks, destroy hooks running, slow destroy
+     *     hooks
      * @param lastError the last failed call's, replace's or rollback's message, or {@code null}
      * @param generations 7 longs a generation (generation, calls, failed calls, in flight, total
      *     call nanoseconds, longest call nanoseconds, load nanoseconds), the serving one first,
@@ -99,6 +106,8 @@ public final class LibraryInfo {
         this.keptMapped = keptMapped;
         this.retiredVersions = retiredVersions;
         this.pinnedVersions = pinnedVersions;
+        this.destroysRunning = at(keyStats, 7);
+        this.slowDestroys = at(keyStats, 8);
         this.sha256 = sha256;
         this.stats = new CallStats(at(keyStats, 0), at(keyStats, 1), at(keyStats, 2),
                 at(keyStats, 3), at(keyStats, 4), at(keyStats, 5), at(keyStats, 6), lastError);
@@ -255,6 +264,34 @@ public final class LibraryInfo {
     }
 
     /**
+     * Returns how many {@code destroy} hooks of retired versions of this key are running now
+     * (each with the {@code dlclose} that follows it). A retired version whose calls have all
+     * returned is destroyed on a thread of the host's; keys retire independently, so a
+     * {@code destroy} that blocks holds up only later versions of its own key. A count that
+     * stays above 0 while {@link ProxySo#awaitRetired(String, long,
+     * java.util.concurrent.TimeUnit) awaitRetired} times out points at a {@code destroy} that
+     * does not return.
+     *
+     * @return the number of destroy hooks of this key running
+     */
+    public long getDestroysRunning() {
+        return destroysRunning;
+    }
+
+    /**
+     * Returns how many {@code destroy} hooks of this key's versions ran longer than the
+     * slow-destroy limit (5 seconds), counted when they pass it, whether they have returned since
+     * or not. The native side logs a warning naming the key and generation for each, and a note
+     * when a slow one returns. A non-zero count means the plugin's {@code destroy} waits on
+     * something: its retired versions stay loaded meanwhile.
+     *
+     * @return the number of slow destroy hooks of this key
+     */
+    public long getSlowDestroys() {
+        return slowDestroys;
+    }
+
+    /**
      * Returns the SHA-256 digest of the serving version's file, computed from the private copy
      * that was opened, so it is the digest of the code that runs.
      *
@@ -307,7 +344,8 @@ public final class LibraryInfo {
 
     /**
      * Tells whether another instance describes the same loaded state: every property except the
-     * call statistics ({@link #getStats()} and {@link #getGenerations()}).
+     * call statistics ({@link #getStats()} and {@link #getGenerations()}) and the counts of
+     * destroy hooks ({@link #getDestroysRunning()} and {@link #getSlowDestroys()}).
      *
      * @param other the object to compare with
      * @return {@code true} if {@code other} is a {@code LibraryInfo} of the same loaded state
@@ -339,7 +377,7 @@ public final class LibraryInfo {
 
     /**
      * Returns a hash code consistent with {@link #equals(Object)}: of every property except the
-     * call statistics.
+     * call statistics and the counts of destroy hooks.
      *
      * @return the hash code
      */
@@ -369,6 +407,8 @@ public final class LibraryInfo {
                 + ", keptMapped=" + keptMapped
                 + ", retiredVersions=" + retiredVersions
                 + ", pinnedVersions=" + pinnedVersions
+                + ", destroysRunning=" + destroysRunning
+                + ", slowDestroys=" + slowDestroys
                 + ", sha256=" + sha256
                 + ", keepVersions=" + keepVersions
                 + ", previousVersions=" + previousVersions

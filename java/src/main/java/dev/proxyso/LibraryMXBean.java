@@ -154,4 +154,20 @@ public interface LibraryMXBean {
      * @return the number of pinned versions
      */
     long getPinnedVersions();
+
+    /**
+     * Returns how many destroy hooks of retired versions are running; see
+     * {@link LibraryInfo#getDestroysRunning()}.
+     *
+     * @return the number of destroy hooks running
+     */
+    long getDestroysRunning();
+
+    /**
+     * Returns how many destroy hooks ran longer than the slow-destroy limit; see
+     * {@link LibraryInfo#getSlowDestroys()}.
+     *
+     * @return the number of slow destroy hooks
+     */
+    long getSlowDestroys();
 }

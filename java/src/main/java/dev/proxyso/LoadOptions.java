@@ -34,7 +34,7 @@ public final class LoadOptions {
     private final byte[] config;
     /** Whether every retired version of this load stays mapped for the life of the process. */
     private final boolean keepMapped;
-    /** Whether a plugin may change a signal handler the JVM relies on. */
+    /** Whether a plugin may change a signal handler. */
     private final boolean allowSignalHandlers;
     /** The file's expected SHA-256 digest, 32 bytes, or {@code null}; never exposed. */
     private final byte[] sha256;
@@ -96,13 +96,15 @@ public final class LoadOptions {
     }
 
     /**
-     * Tells whether a plugin may change a signal handler the JVM relies on (for {@code SIGSEGV},
-     * {@code SIGBUS}, {@code SIGFPE}, {@code SIGILL} or {@code SIGQUIT}) while it is loaded and
-     * initialised. By default such a load fails with a {@link LibraryLoadException} naming the
-     * signal and the JVM's handler is restored; with this option the plugin's handler is kept and
-     * the change only logged. The JVM turns null dereferences and stack overflows into exceptions,
-     * and reaches safepoints, through these handlers, so a plugin's handler must hand every signal
-     * it does not own back to the JVM's.
+     * Tells whether a plugin may change a signal handler (of any signal: {@code SIGSEGV},
+     * {@code SIGBUS}, {@code SIGQUIT}, {@code SIGTERM}, {@code SIGINT}, {@code SIGHUP}, ... up to
+     * the last real-time signal) while it is loaded and initialised. By default such a load fails
+     * with a {@link LibraryLoadException} naming the signals and the previous handlers are
+     * restored; with this option the plugin's handlers are kept, the change logged, and the
+     * version kept mapped. The JVM turns null dereferences and stack overflows into exceptions,
+     * and reaches safepoints, through its handlers, and runs its shutdown hooks on
+     * {@code SIGTERM}, {@code SIGINT} and {@code SIGHUP}, so a plugin's handler must hand every
+     * signal it does not own back to the previous handler.
      *
      * @return {@code true} if changed signal handlers are kept; {@code false} by default
      */

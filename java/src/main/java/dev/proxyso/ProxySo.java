@@ -103,8 +103,8 @@ public final class ProxySo {
      * @throws LibraryExistsException if a library is already loaded under the key
      * @throws LibraryLoadException if the library cannot be loaded or its init fails, its digest
      *     is not {@link LoadOptions#getSha256()}, or (unless
-     *     {@link LoadOptions#isAllowSignalHandlers()}) it changed a signal handler the JVM relies
-     *     on, which is then restored
+     *     {@link LoadOptions#isAllowSignalHandlers()}) it changed the handler of any signal,
+     *     which is then restored
      */
     public static long load(String key, String path, LoadOptions options) {
         NativeLoader.ensureLoaded();
@@ -166,7 +166,7 @@ public final class ProxySo {
      * @throws NoSuchLibraryException if no library is loaded under the key
      * @throws LibraryLoadException if the new version cannot be loaded, its digest is not
      *     {@link LoadOptions#getSha256()}, or (unless {@link LoadOptions#isAllowSignalHandlers()})
-     *     it changed a signal handler the JVM relies on, which is then restored; the old version
+     *     it changed the handler of any signal, which is then restored; the old version
      *     keeps serving
      */
     public static long replace(String key, String path, LoadOptions options) {

@@ -1,5 +1,6 @@
 package dev.proxyso;
 
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Paths;
 import java.util.ArrayList;
@@ -20,7 +21,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>{@code signal-allowed}: a plugin that installs a SIGSEGV handler, loaded with
  *       {@code allowSignalHandlers(true)}, called and unloaded;
  *   <li>{@code signal-refused}: the same plugin loaded by default, refused; then the JVM has time
- *       to check its handlers.
+ *       to check its handlers;
+ *   <li>{@code signal-term}: a plugin that takes SIGTERM and SIGINT, loaded by default (and, were
+ *       it not refused, unloaded); then the probe sends itself SIGTERM, which must run the JVM's
+ *       shutdown hooks and end it with exit code 143.
  * </ul>
  */
 public final class GuardProbe {
@@ -47,6 +51,9 @@ public final class GuardProbe {
                 break;
             case "signal-refused":
                 signalRefused(fixtures);
+                break;
+            case "signal-term":
+                signalTerm(fixtures);
                 break;
             default:
                 throw new IllegalArgumentException(args[0]);
@@ -186,6 +193,39 @@ public final class GuardProbe {
         }
         Thread.sleep(CHECK_SIGNALS_MILLIS);
         say("done");
+    }
+
+    /** Printed by the shutdown hook of {@code signal-term}. */
+    static final String SHUTDOWN_HOOK = "probe: shutdown hook ran";
+    /** Printed only if SIGTERM did not end the JVM. */
+    static final String SIGTERM_IGNORED = "probe: still running after SIGTERM";
+
+    /** A plugin's SIGTERM and SIGINT handlers refused; SIGTERM then ends the JVM as usual. */
+    private static void signalTerm(String fixtures) throws Exception {
+        Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
+            @Override
+            public void run() {
+                System.out.println(SHUTDOWN_HOOK);
+                System.out.flush();
+            }
+        }, "probe-shutdown-hook"));
+        String key = "signal-term";
+        try {
+            ProxySo.load(key, path(fixtures, "libfx_signal_term.so"));
+            say("loaded, which it must not");
+            // What an operator would do next; the plugin's handlers then point into nothing.
+            say("unloaded " + ProxySo.unload(key) + ", retired "
+                    + ProxySo.awaitRetired(key, 10, TimeUnit.SECONDS));
+        } catch (LibraryLoadException e) {
+            say("refused: " + e.getMessage());
+        }
+        String pid = ManagementFactory.getRuntimeMXBean().getName().split("@")[0];
+        say("sending SIGTERM to " + pid);
+        new ProcessBuilder("kill", "-TERM", pid).inheritIO().start().waitFor();
+        Thread.sleep(20_000);
+        System.out.println(SIGTERM_IGNORED);
+        System.out.flush();
+        Runtime.getRuntime().halt(3);
     }
 
     private static boolean isMapped(String path) {

@@ -165,6 +165,24 @@ public class GuardTest {
     }
 
     @Test
+    public void aRefusedSigtermHandlerLeavesSigtermToTheJvmShutdown() throws Exception {
+        ChildJvm.Result result = ChildJvm.run(60, ChildJvm.testClassPath(), crashOptions(),
+                GuardProbe.class.getName(), "signal-term");
+        int refused = result.output.indexOf("probe: refused: ");
+        assertTrue("the plugin that takes SIGTERM and SIGINT was not refused: "
+                + result.describe(), refused >= 0);
+        String line = result.output.substring(refused, result.output.indexOf('\n', refused));
+        assertTrue(line, line.contains("SIGTERM") && line.contains("SIGINT"));
+        assertTrue("SIGTERM did not run the JVM's shutdown hook: " + result.describe(),
+                result.output.contains(GuardProbe.SHUTDOWN_HOOK));
+        assertFalse(result.describe(), result.output.contains(GuardProbe.SIGTERM_IGNORED));
+        assertEquals("a JVM ended by SIGTERM exits with 128 + 15: " + result.describe(), 143,
+                result.exitCode);
+        assertEquals("the child left an hs_err file: " + result.describe(),
+                new ArrayList<String>(), errorFiles());
+    }
+
+    @Test
     public void jvmExitWithCallsInFlightEndsCleanly() throws Exception {
         ChildJvm.Result result = ChildJvm.run(60, ChildJvm.testClassPath(), crashOptions(),
                 GuardProbe.class.getName(), "exit-in-flight");

@@ -48,7 +48,7 @@ public class StatsTest {
             "Generation", "Path", "Sha256", "PluginName", "PluginVersion", "Calls",
             "FailedCalls", "InFlight", "TotalCallNanos", "MaxCallNanos", "MeanCallNanos",
             "LoadNanos", "Replacements", "Rollbacks", "LastError", "KeepVersions",
-            "RetiredVersions", "PinnedVersions"));
+            "RetiredVersions", "PinnedVersions", "DestroysRunning", "SlowDestroys"));
 
     @Rule
     public final Keys keys = new Keys();
@@ -299,6 +299,8 @@ public class StatsTest {
         assertEquals(3, server.getAttribute(name, "KeepVersions"));
         assertEquals(info.getRetiredVersions(), server.getAttribute(name, "RetiredVersions"));
         assertEquals(0L, server.getAttribute(name, "PinnedVersions"));
+        assertEquals(0L, server.getAttribute(name, "DestroysRunning"));
+        assertEquals(0L, server.getAttribute(name, "SlowDestroys"));
         ProxySo.rollback(key);
         assertEquals(1L, server.getAttribute(name, "Rollbacks"));
         assertEquals("1.0.0", server.getAttribute(name, "PluginVersion"));
