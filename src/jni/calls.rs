@@ -9,12 +9,13 @@ use std::cell::RefCell;
 
 use jni::JNIEnv;
 use jni::objects::{JByteArray, JByteBuffer, JClass, JString};
-use jni::sys::{jbyteArray, jint, jlong};
+use jni::sys::{jboolean, jbyteArray, jint, jlong};
 
 use super::entry::{Failure, run};
 use super::handles::Opened;
 use super::strings::{new_byte_array, read_bytes, read_str, read_string};
 use super::{HANDLES, registry};
+use proxyso_core::error::Error;
 use proxyso_core::host::FixedOutput;
 
 /// Buffers a calling thread reuses from call to call.
@@ -124,7 +125,23 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_close<'l>(
     })
 }
 
-/// `NativeBridge.callHandle(long handle, String method, byte[] input)`: no key lookup.
+/// With `cached`, a handle that went stale (its id closed, or its key unloaded) is an answer, not
+/// an error: `None`, which `HandleCache` takes as "open the key again". Any other failure stays
+/// an error.
+fn stale_as_none<T>(cached: jboolean, result: Result<T, Failure>) -> Result<Option<T>, Failure> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(Failure::HandleClosed(_) | Failure::Core(Error::NoSuchLibrary { .. }))
+            if cached != 0 =>
+        {
+            Ok(None)
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+/// `NativeBridge.callHandle(long handle, String method, byte[] input, boolean cached)`: no key
+/// lookup; with `cached`, `null` for a stale handle (see `stale_as_none`).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
     mut env: JNIEnv<'l>,
@@ -132,9 +149,10 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
     handle: jlong,
     method: JString<'l>,
     input: JByteArray<'l>,
+    cached: jboolean,
 ) -> jbyteArray {
     run(&mut env, std::ptr::null_mut(), |env| {
-        with_scratch(|s| {
+        let output = with_scratch(|s| {
             let opened = opened(handle)?;
             let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
             let method = match method_arg(env, &method, &mut s.method)? {
@@ -146,13 +164,15 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
                 .handle
                 .call(method.as_deref(), &s.input, &mut s.output)?;
             new_byte_array(env, &s.output)
-        })
+        });
+        Ok(stale_as_none(cached, output)?.unwrap_or(std::ptr::null_mut()))
     })
 }
 
 /// `NativeBridge.callDirect(long handle, String method, ByteBuffer in, int inOffset,
-/// int inLength, ByteBuffer out, int outOffset, int outLength)`: zero-copy; returns how many
-/// bytes the plugin wrote at `out + outOffset`.
+/// int inLength, ByteBuffer out, int outOffset, int outLength, boolean cached)`: zero-copy;
+/// returns how many bytes the plugin wrote at `out + outOffset`, or with `cached` -1 for a stale
+/// handle (see `stale_as_none`).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // the JNI signature
 pub extern "system" fn Java_dev_proxyso_NativeBridge_callDirect<'l>(
@@ -166,38 +186,57 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callDirect<'l>(
     output: JByteBuffer<'l>,
     out_offset: jint,
     out_length: jint,
+    cached: jboolean,
 ) -> jint {
     run(&mut env, 0, |env| {
-        let opened = opened(handle)?;
-        let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
-        let mut method_buf = Vec::new();
-        let method = match method_arg(env, &method, &mut method_buf)? {
-            Some(name) => Some(name),
-            None => opened.method.as_deref().map(Cow::Borrowed),
-        };
-        let (in_ptr, in_len) = direct_region(env, &input, in_offset, in_length)?;
-        let (out_ptr, out_len) = direct_region(env, &output, out_offset, out_length)?;
-        let (in_start, out_start) = (in_ptr as usize, out_ptr as usize);
-        if in_len > 0
-            && out_len > 0
-            && in_start < out_start + out_len
-            && out_start < in_start + in_len
-        {
-            return Err(Failure::IllegalArgument(
-                "the input and output buffer regions overlap".into(),
-            ));
-        }
-        // SAFETY: `direct_region` checked that the region lies inside the direct buffer, whose
-        // memory lives as long as the buffer object this call holds a reference to; the Java
-        // API documents that the caller must not touch the buffers during the call.
-        let input = unsafe { std::slice::from_raw_parts(in_ptr, in_len) };
-        // SAFETY: as above, for the output region, which nothing else writes meanwhile.
-        let mut out = unsafe { FixedOutput::new(out_ptr, out_len) };
-        let written = opened
-            .handle
-            .call_fixed(method.as_deref(), input, &mut out)?;
-        jint::try_from(written).map_err(|_| Failure::Internal("output length overflow".into()))
+        let written = call_direct(
+            env,
+            handle,
+            &method,
+            (&input, in_offset, in_length),
+            (&output, out_offset, out_length),
+        );
+        Ok(stale_as_none(cached, written)?.unwrap_or(-1))
     })
+}
+
+/// A region of a direct buffer: the buffer, an offset and a length, unchecked.
+type Region<'a, 'l> = (&'a JByteBuffer<'l>, jint, jint);
+
+/// The body of `callDirect`.
+fn call_direct(
+    env: &mut JNIEnv<'_>,
+    handle: jlong,
+    method: &JString<'_>,
+    (input, in_offset, in_length): Region<'_, '_>,
+    (output, out_offset, out_length): Region<'_, '_>,
+) -> Result<jint, Failure> {
+    let opened = opened(handle)?;
+    let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
+    let mut method_buf = Vec::new();
+    let method = match method_arg(env, method, &mut method_buf)? {
+        Some(name) => Some(name),
+        None => opened.method.as_deref().map(Cow::Borrowed),
+    };
+    let (in_ptr, in_len) = direct_region(env, input, in_offset, in_length)?;
+    let (out_ptr, out_len) = direct_region(env, output, out_offset, out_length)?;
+    let (in_start, out_start) = (in_ptr as usize, out_ptr as usize);
+    if in_len > 0 && out_len > 0 && in_start < out_start + out_len && out_start < in_start + in_len
+    {
+        return Err(Failure::IllegalArgument(
+            "the input and output buffer regions overlap".into(),
+        ));
+    }
+    // SAFETY: `direct_region` checked that the region lies inside the direct buffer, whose
+    // memory lives as long as the buffer object this call holds a reference to; the Java
+    // API documents that the caller must not touch the buffers during the call.
+    let input = unsafe { std::slice::from_raw_parts(in_ptr, in_len) };
+    // SAFETY: as above, for the output region, which nothing else writes meanwhile.
+    let mut out = unsafe { FixedOutput::new(out_ptr, out_len) };
+    let written = opened
+        .handle
+        .call_fixed(method.as_deref(), input, &mut out)?;
+    jint::try_from(written).map_err(|_| Failure::Internal("output length overflow".into()))
 }
 
 /// The address and length of `length` bytes at `offset` in a direct buffer, checked.

@@ -79,7 +79,7 @@ public final class LibraryHandle implements AutoCloseable {
     public byte[] call(byte[] input) {
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        return NativeBridge.callHandle(id, null, input);
+        return NativeBridge.callHandle(id, null, input, false);
     }
 
     /**
@@ -97,7 +97,7 @@ public final class LibraryHandle implements AutoCloseable {
         ProxySo.checkMethod(method);
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        return NativeBridge.callHandle(id, method, input);
+        return NativeBridge.callHandle(id, method, input, false);
     }
 
     /**
@@ -114,7 +114,8 @@ public final class LibraryHandle implements AutoCloseable {
     public String call(String input) {
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        byte[] output = NativeBridge.callHandle(id, null, input.getBytes(StandardCharsets.UTF_8));
+        byte[] output = NativeBridge.callHandle(id, null, input.getBytes(StandardCharsets.UTF_8),
+                false);
         return new String(output, StandardCharsets.UTF_8);
     }
 
@@ -147,7 +148,7 @@ public final class LibraryHandle implements AutoCloseable {
         int outPosition = out.position();
         int outLength = out.limit() - outPosition;
         int written = NativeBridge.callDirect(id, null, in, inPosition, inLength, out, outPosition,
-                outLength);
+                outLength, false);
         return DirectCall.advance(in, out, outPosition, outLength, written);
     }
 

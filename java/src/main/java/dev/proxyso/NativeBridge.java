@@ -10,7 +10,7 @@ import java.nio.ByteBuffer;
  * {@link #exception(int, String, String, String, int, String)}. Arguments are checked for
  * {@code null} in Java before they reach native code, except {@code method} of
  * {@link #call(String, String, byte[])} and {@link #open(String, String)}, where {@code null}
- * means the default method, and of {@link #callHandle(long, String, byte[])} and
+ * means the default method, and of {@link #callHandle(long, String, byte[], boolean)} and
  * {@link #callDirect}, where it means the handle's own method.
  *
  * <p>A handle id from {@link #open(String, String)} names a key's library, not one version of it:
@@ -164,9 +164,12 @@ final class NativeBridge {
      * @param handle the id from {@link #open(String, String)}
      * @param method the method name, or {@code null} for the handle's own method
      * @param input the input bytes
-     * @return the output bytes
+     * @param cached for {@link HandleCache}: answer {@code null}, rather than throw, when the
+     *     handle went stale (its id was closed, or its key unloaded), so that the cache opens the
+     *     key again; {@code false} for {@link LibraryHandle}, whose stale calls throw
+     * @return the output bytes; with {@code cached}, {@code null} for a stale handle
      */
-    static native byte[] callHandle(long handle, String method, byte[] input);
+    static native byte[] callHandle(long handle, String method, byte[] input, boolean cached);
 
     /**
      * Calls a plugin method through a handle on direct buffers, without copying: the plugin reads
@@ -181,10 +184,12 @@ final class NativeBridge {
      * @param out a direct, writable buffer
      * @param outOffset where the output goes, in bytes from the buffer's address
      * @param outLength the most bytes the output may take
-     * @return the number of bytes written at {@code outOffset}, at most {@code outLength}
+     * @param cached as for {@link #callHandle(long, String, byte[], boolean)}
+     * @return the number of bytes written at {@code outOffset}, at most {@code outLength}; with
+     *     {@code cached}, -1 for a stale handle
      */
     static native int callDirect(long handle, String method, ByteBuffer in, int inOffset,
-            int inLength, ByteBuffer out, int outOffset, int outLength);
+            int inLength, ByteBuffer out, int outOffset, int outLength, boolean cached);
 
     /**
      * Describes what is loaded under a key.

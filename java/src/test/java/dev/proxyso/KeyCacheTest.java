@@ -47,7 +47,7 @@ public class KeyCacheTest {
         assertTrue(ProxySo.unload(key));
         assertNull("unload removes the cached handle", HandleCache.cached(key));
         assertThrows("unload closes the cached handle", IllegalStateException.class,
-                () -> NativeBridge.callHandle(id, null, utf8("x")));
+                () -> NativeBridge.callHandle(id, null, utf8("x"), false));
 
         NoSuchLibraryException gone = assertThrows(NoSuchLibraryException.class,
                 () -> ProxySo.call(key, "x"));
@@ -59,6 +59,36 @@ public class KeyCacheTest {
                 ByteBuffer.allocateDirect(1), ByteBuffer.allocateDirect(8)));
         assertNull("a failed call caches nothing", HandleCache.cached(key));
         assertFalse(ProxySo.unload(key));
+    }
+
+    @Test
+    public void aStaleHandleIsAnAnswerForTheCacheAndAnExceptionForEveryoneElse() {
+        final String key = keys.next("cache-answer");
+        ProxySo.load(key, plugin(EXAMPLE_V1));
+        final long closed = NativeBridge.open(key, null);
+        NativeBridge.close(closed);
+        final long unloaded = NativeBridge.open(key, null);
+        final ByteBuffer in = direct("x");
+        final ByteBuffer out = ByteBuffer.allocateDirect(8);
+        try {
+            // A plugin's own failure is an exception whoever asks.
+            assertThrows(UnknownMethodException.class,
+                    () -> NativeBridge.callHandle(unloaded, "no-such-method", utf8("x"), true));
+            assertEquals("x", text(NativeBridge.callHandle(unloaded, null, utf8("x"), true)));
+            assertTrue(NativeBridge.unload(key));
+            for (long id : new long[] {closed, unloaded}) {
+                assertNull(NativeBridge.callHandle(id, null, utf8("x"), true));
+                assertEquals(-1, NativeBridge.callDirect(id, null, in, 0, 1, out, 0, 8, true));
+            }
+            assertThrows(IllegalStateException.class,
+                    () -> NativeBridge.callHandle(closed, null, utf8("x"), false));
+            assertThrows(NoSuchLibraryException.class,
+                    () -> NativeBridge.callHandle(unloaded, null, utf8("x"), false));
+            assertThrows(NoSuchLibraryException.class,
+                    () -> NativeBridge.callDirect(unloaded, null, in, 0, 1, out, 0, 8, false));
+        } finally {
+            NativeBridge.close(unloaded);
+        }
     }
 
     @Test
@@ -92,7 +122,7 @@ public class KeyCacheTest {
         assertNotNull(fresh);
         assertFalse("the stale handle must be replaced", stale.equals(fresh));
         assertThrows("the stale handle must be closed", IllegalStateException.class,
-                () -> NativeBridge.callHandle(stale, null, utf8("x")));
+                () -> NativeBridge.callHandle(stale, null, utf8("x"), false));
 
         // The same through direct buffers, and into a key that is gone for good.
         assertTrue(NativeBridge.unload(key));
@@ -216,10 +246,10 @@ public class KeyCacheTest {
         assertNull(failure.get());
         Long id = HandleCache.cached(key);
         assertNotNull(id);
-        assertEquals("x", text(NativeBridge.callHandle(id, null, utf8("x"))));
+        assertEquals("x", text(NativeBridge.callHandle(id, null, utf8("x"), false)));
         assertTrue(ProxySo.unload(key));
         assertThrows(IllegalStateException.class,
-                () -> NativeBridge.callHandle(id, null, utf8("x")));
+                () -> NativeBridge.callHandle(id, null, utf8("x"), false));
     }
 
     /** Waits up to 30 s for a counter to pass a value. */

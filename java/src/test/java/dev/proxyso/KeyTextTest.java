@@ -151,9 +151,10 @@ public class KeyTextTest {
         assertIllFormed("method", 4, () -> NativeBridge.open(twin, "echo\uD800"));
         long id = NativeBridge.open(twin, null);
         try {
-            assertIllFormed("method", 0, () -> NativeBridge.callHandle(id, "\uDBFFecho", input));
+            assertIllFormed("method", 0,
+                    () -> NativeBridge.callHandle(id, "\uDBFFecho", input, false));
             assertIllFormed("method", 1, () -> NativeBridge.callDirect(id, "e\uDC00",
-                    ByteBuffer.allocateDirect(1), 0, 1, ByteBuffer.allocateDirect(8), 0, 8));
+                    ByteBuffer.allocateDirect(1), 0, 1, ByteBuffer.allocateDirect(8), 0, 8, false));
         } finally {
             NativeBridge.close(id);
         }

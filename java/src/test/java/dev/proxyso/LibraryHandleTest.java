@@ -272,15 +272,15 @@ public class LibraryHandleTest {
             for (final long id : new long[] {stale, -1, 0, Long.MAX_VALUE}) {
                 IllegalStateException e = assertThrows("id " + Long.toHexString(id),
                         IllegalStateException.class,
-                        () -> NativeBridge.callHandle(id, null, utf8("x")));
+                        () -> NativeBridge.callHandle(id, null, utf8("x"), false));
                 assertNotNull(e.getMessage());
                 assertThrows(IllegalStateException.class, () -> NativeBridge.callDirect(id, null,
-                        ByteBuffer.allocateDirect(1), 0, 1, ByteBuffer.allocateDirect(8), 0, 8));
+                        ByteBuffer.allocateDirect(1), 0, 1, ByteBuffer.allocateDirect(8), 0, 8, false));
             }
             // Closing a stale id again closes nothing.
             NativeBridge.close(stale);
             for (long id : open) {
-                assertEquals("x,ab", text(NativeBridge.callHandle(id, null, utf8("x"))));
+                assertEquals("x,ab", text(NativeBridge.callHandle(id, null, utf8("x"), false)));
             }
         } finally {
             for (long id : open) {
