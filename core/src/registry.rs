@@ -508,6 +508,11 @@ impl Registry {
         })
     }
 
+    /// True when a library is loaded under `key`: one map lookup.
+    pub fn is_loaded(&self, key: &str) -> bool {
+        self.slots.load().contains_key(key)
+    }
+
     /// The loaded keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.slots.load().keys().map(|k| k.to_string()).collect();
@@ -762,6 +767,7 @@ mod tests {
         ));
         assert!(!registry.unload("ghost").unwrap());
         assert!(registry.info("ghost").is_none());
+        assert!(!registry.is_loaded("ghost"));
         assert!(registry.keys().is_empty());
     }
 

@@ -253,6 +253,20 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_keys<'l>(
     })
 }
 
+/// `NativeBridge.isLoaded(String key)`: one map lookup, for existence checks that need nothing
+/// of `info`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_isLoaded<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+) -> jboolean {
+    run(&mut env, 0, |env| {
+        let key = read_string(env, &key, "key")?;
+        Ok(jboolean::from(registry().is_loaded(&key)))
+    })
+}
+
 /// `NativeBridge.awaitRetired(String key, long timeoutMillis)`.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_awaitRetired<'l>(

@@ -50,7 +50,7 @@ final class LibraryBeans {
             ObjectName name = name(key);
             MBeanServer server = ManagementFactory.getPlatformMBeanServer();
             synchronized (LOCK) {
-                if (!server.isRegistered(name) && NativeBridge.info(key) != null) {
+                if (!server.isRegistered(name) && NativeBridge.isLoaded(key)) {
                     server.registerMBean(new Bean(key), name);
                 }
             }
@@ -70,7 +70,7 @@ final class LibraryBeans {
             ObjectName name = name(key);
             MBeanServer server = ManagementFactory.getPlatformMBeanServer();
             synchronized (LOCK) {
-                if (server.isRegistered(name) && NativeBridge.info(key) == null) {
+                if (server.isRegistered(name) && !NativeBridge.isLoaded(key)) {
                     server.unregisterMBean(name);
                 }
             }

@@ -200,6 +200,15 @@ final class NativeBridge {
     static native LibraryInfo info(String key);
 
     /**
+     * Tells whether a key is loaded: one map lookup, where {@link #info(String)} would build the
+     * whole description and wait for the load's SHA-256.
+     *
+     * @param key the key
+     * @return {@code true} if a library is loaded under it
+     */
+    static native boolean isLoaded(String key);
+
+    /**
      * Lists the loaded keys.
      *
      * @return the keys, sorted

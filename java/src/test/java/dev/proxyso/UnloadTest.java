@@ -105,10 +105,15 @@ public class UnloadTest {
     @Test
     public void unloadedKeyCanBeLoadedAgain() {
         String key = keys.next("reload");
+        assertFalse(NativeBridge.isLoaded(key));
         ProxySo.load(key, fixture(FIXTURE), utf8("first"));
+        assertTrue(NativeBridge.isLoaded(key));
         assertTrue(ProxySo.unload(key));
+        assertFalse("isLoaded answers as info does", NativeBridge.isLoaded(key));
+        assertNull(ProxySo.info(key));
         assertThrows(NoSuchLibraryException.class, () -> ProxySo.call(key, ""));
         ProxySo.load(key, fixture(FIXTURE), utf8("second"));
+        assertTrue(NativeBridge.isLoaded(key));
         assertEquals("second", ProxySo.call(key, ""));
     }
 
