@@ -223,7 +223,7 @@ impl Registry {
             return Err(Error::AlreadyLoaded { key: key.into() });
         }
         let key: Arc<str> = key.into();
-        let (plugin, load_nanos) = self
+        let (mut plugin, load_nanos) = self
             .open(&key, Path::new(path), options, keep, 1)
             .map_err(|e| loudly(&key, e))?;
         let writers = lock(&self.writers);
@@ -237,13 +237,9 @@ impl Registry {
             });
         }
         let stats = Arc::<KeyStats>::default();
-        let (version, origin) = self.version(&key, 1, plugin, load_nanos, path, options, &stats);
-        log::event(
-            Level::Info,
-            &key,
-            1,
-            describe_load("loaded", &version, &origin),
-        );
+        let origin = origin(path, 1, options, &mut plugin);
+        let version = self.version(&key, 1, plugin, load_nanos, origin, &stats);
+        log::event(Level::Info, &key, 1, describe_load("loaded", &version));
         let slot = Slot {
             key: Arc::clone(&key),
             current: ArcSwapOption::from_pointee(version),
@@ -284,40 +280,16 @@ impl Registry {
             slot.stats.failed(e.to_string());
             loudly(&slot.key, e)
         })?;
-        let mut generation = lock(&slot.generation);
-        if slot.current.load().is_none() {
-            drop(generation);
-            // Unloaded while we were loading: ours never served.
-            drop(plugin);
-            return Err(Error::NoSuchLibrary { key: key.into() });
-        }
-        *generation += 1;
-        let new_generation = *generation;
-        let (version, origin) = self.version(
-            &slot.key,
-            new_generation,
+        self.swap_in(
+            &slot,
             plugin,
             load_nanos,
-            path,
-            options,
-            &slot.stats,
-        );
-        let message = describe_load("replaced by", &version, &origin);
-        let old = slot.current.swap(Some(Arc::new(version)));
-        {
-            let mut history = lock(&slot.history);
-            history.set_keep(keep);
-            if let Some(old) = &old {
-                history.push(Arc::clone(old.origin()));
-            }
-        }
-        slot.stats.replaced();
-        drop(generation);
-        log::event(Level::Info, &slot.key, new_generation, message);
-        if let Some(old) = old {
-            self.retire(&slot, old);
-        }
-        Ok(new_generation)
+            Swap::Replace {
+                path,
+                options,
+                keep,
+            },
+        )
     }
 
     /// Swaps the most recent previous version of `key` back in; returns its new generation.
@@ -365,44 +337,72 @@ impl Registry {
                 return Err(error);
             }
         };
+        self.swap_in(&slot, plugin, load_nanos, Swap::Rollback { origin })
+    }
+
+    /// Puts a freshly opened plugin into service as the next generation of `slot`'s key and
+    /// retires the version it replaces: the one swap behind `replace` and `rollback`.
+    ///
+    /// If the key was unloaded while the plugin was opening, the plugin never serves and the
+    /// answer is `NoSuchLibrary`.
+    fn swap_in(
+        &self,
+        slot: &Slot,
+        mut plugin: Plugin,
+        load_nanos: u64,
+        swap: Swap<'_, '_>,
+    ) -> Result<u64, Error> {
         let mut generation = lock(&slot.generation);
         if slot.current.load().is_none() {
             drop(generation);
+            // Unloaded while we were loading: ours never served.
             drop(plugin);
-            return Err(Error::NoSuchLibrary { key: key.into() });
+            return Err(Error::NoSuchLibrary {
+                key: slot.key.to_string(),
+            });
         }
         *generation += 1;
         let new_generation = *generation;
-        let record = Generation::new(
-            new_generation,
-            plugin.digest().clone(),
-            load_nanos,
-            origin.exact_timing,
-        );
-        let version = Version::new(
-            Arc::clone(&slot.key),
-            record,
-            Arc::clone(&origin),
-            plugin,
-            Arc::clone(&self.ledger),
-            Arc::clone(&slot.stats),
-        );
-        let old = slot.current.swap(Some(Arc::new(version)));
-        slot.stats.rolled_back();
-        drop(generation);
-        log::event(
-            Level::Info,
+        let origin = match &swap {
+            Swap::Replace { path, options, .. } => {
+                origin(path, new_generation, options, &mut plugin)
+            }
+            Swap::Rollback { origin } => Arc::clone(origin),
+        };
+        let version = self.version(
             &slot.key,
             new_generation,
-            format!(
+            plugin,
+            load_nanos,
+            origin,
+            &slot.stats,
+        );
+        let message = match &swap {
+            Swap::Replace { .. } => describe_load("replaced by", &version),
+            Swap::Rollback { origin } => format!(
                 "rolled back to the version of generation {} ({}, sha256 {})",
                 origin.generation,
                 origin.source,
-                snapshot::hex(&copy.sha256())
+                snapshot::hex(&version.record().sha256.get())
             ),
-        );
+        };
+        let old = slot.current.swap(Some(Arc::new(version)));
+        match swap {
+            Swap::Replace { keep, .. } => {
+                let mut history = lock(&slot.history);
+                history.set_keep(keep);
+                if let Some(old) = &old {
+                    history.push(Arc::clone(old.origin()));
+                }
+                slot.stats.replaced();
+            }
+            // The version rolled back from is not kept.
+            Swap::Rollback { .. } => slot.stats.rolled_back(),
+        }
+        drop(generation);
+        log::event(Level::Info, &slot.key, new_generation, message);
         if let Some(old) = old {
-            self.retire(&slot, old);
+            self.retire(slot, old);
         }
         Ok(new_generation)
     }
@@ -589,41 +589,29 @@ impl Registry {
     }
 
     /// Wraps a freshly opened plugin as `generation` of `key`.
-    #[allow(clippy::too_many_arguments)] // all of them describe the one new version
     fn version(
         &self,
         key: &Arc<str>,
         generation: u64,
-        mut plugin: Plugin,
+        plugin: Plugin,
         load_nanos: u64,
-        path: &str,
-        options: &LoadOptions<'_>,
+        origin: Arc<Origin>,
         stats: &Arc<KeyStats>,
-    ) -> (Version, Arc<Origin>) {
-        let origin = Arc::new(Origin {
-            source: path.to_owned(),
-            generation,
-            copy: plugin.take_kept_copy(),
-            config: options.config.into(),
-            keep_mapped: options.keep_mapped,
-            allow_signal_handlers: options.allow_signal_handlers,
-            exact_timing: options.exact_timing,
-        });
+    ) -> Version {
         let record = Generation::new(
             generation,
             plugin.digest().clone(),
             load_nanos,
-            options.exact_timing,
+            origin.exact_timing,
         );
-        let version = Version::new(
+        Version::new(
             Arc::clone(key),
             record,
-            Arc::clone(&origin),
+            origin,
             plugin,
             Arc::clone(&self.ledger),
             Arc::clone(stats),
-        );
-        (version, origin)
+        )
     }
 
     /// Takes a version that just left service out of the registry's hands.
@@ -640,15 +628,46 @@ impl Registry {
 }
 
 /// "loaded PATH (NAME VERSION) in N ms", for the log (the digest may still be computing).
-fn describe_load(what: &str, version: &Version, origin: &Origin) -> String {
+fn describe_load(what: &str, version: &Version) -> String {
     let plugin = version.plugin();
     format!(
         "{what} {} ({} {}) in {:.2} ms",
-        origin.source,
+        version.source(),
         plugin.name(),
         plugin.version(),
         version.record().load_nanos as f64 / 1e6
     )
+}
+
+/// Where `plugin`, loaded from `path` with `options` as `generation`, came from; takes its kept
+/// copy, if the options asked for one.
+fn origin(
+    path: &str,
+    generation: u64,
+    options: &LoadOptions<'_>,
+    plugin: &mut Plugin,
+) -> Arc<Origin> {
+    Arc::new(Origin {
+        source: path.to_owned(),
+        generation,
+        copy: plugin.take_kept_copy(),
+        config: options.config.into(),
+        keep_mapped: options.keep_mapped,
+        allow_signal_handlers: options.allow_signal_handlers,
+        exact_timing: options.exact_timing,
+    })
+}
+
+/// What a swap does besides swapping.
+enum Swap<'a, 'o> {
+    /// A new version from `path`; the old one is kept for rollback (`keep` versions at most).
+    Replace {
+        path: &'a str,
+        options: &'a LoadOptions<'o>,
+        keep: usize,
+    },
+    /// A previous version again, from its kept copy; the version rolled back from is dropped.
+    Rollback { origin: Arc<Origin> },
 }
 
 /// Logs a failed load, replace or rollback, and passes the error on.
