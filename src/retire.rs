@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::log::{self, Level};
-use crate::plugin::{self, Plugin};
+use crate::plugin::Plugin;
 use crate::stats::{Generation, KeyStats};
 
 /// Counts, per key, the versions that left service and are not closed yet.
@@ -98,7 +98,8 @@ impl Retiring {
         let snapshot = plugin.snapshot_path().to_path_buf();
         let kept = plugin.kept_mapped();
         // A panic here would be a bug in the host's own drop code; it must not kill the reaper.
-        if catch_unwind(AssertUnwindSafe(|| drop(plugin))).is_err() {
+        let stayed = catch_unwind(AssertUnwindSafe(|| plugin.close()));
+        if stayed.is_err() {
             log::event(
                 Level::Error,
                 &key,
@@ -107,7 +108,7 @@ impl Retiring {
             );
         }
         // Report, rather than pretend it was unloaded, a library that something pins.
-        let pinned = !kept && plugin::still_loaded(&snapshot);
+        let pinned = !kept && stayed.unwrap_or(false);
         if pinned {
             log::event(
                 Level::Warn,
