@@ -145,6 +145,17 @@ impl Plugin {
         Ok(plugin)
     }
 
+    /// Opens a snapshot already taken (`SnapshotDir::take`) of `source`, as `open` does; no copy
+    /// is kept. What is mapped is the snapshot's descriptor, whatever its name means by now.
+    pub fn open_snapshot(
+        snapshot: &Snapshot,
+        source: &Path,
+        options: &LoadOptions<'_>,
+        label: &str,
+    ) -> Result<Plugin, LoadError> {
+        Plugin::open_guarded(snapshot, source, options, &label.into(), 0)
+    }
+
     /// Opens `snapshot` with the JVM's signal handlers guarded: what plugin code changed is put
     /// back, and the load fails, unless the options allow it.
     fn open_guarded(

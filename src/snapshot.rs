@@ -800,4 +800,146 @@ mod tests {
         let err = dir.take(&source, None).unwrap_err();
         assert!(err.to_string().contains("no-such-dir"), "{err}");
     }
+
+    /// A directory below `parent` as a process that died left it: `.lock` unlocked, a kept
+    /// copy inside.
+    fn left_by_a_dead_process(parent: &Path) -> PathBuf {
+        let Private { dir, _lock } = Private::make(parent).unwrap();
+        drop(_lock);
+        let dir = dir.keep();
+        fs::write(dir.join("4242-7-kept-lib.so"), b"snapshot").unwrap();
+        fs::write(dir.join("kept-4242-8-lib.so"), b"kept").unwrap();
+        dir
+    }
+
+    fn chown_to_nobody(path: &Path) {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        let rc = unsafe { libc::chown(c_path.as_ptr(), 65534, 65534) };
+        assert_eq!(
+            rc,
+            0,
+            "the tests run as root: {}",
+            io::Error::last_os_error()
+        );
+    }
+
+    #[test]
+    fn the_first_snapshot_removes_directories_of_dead_processes_only() {
+        let (work, dir, source) = setup(&elf::libc_bytes());
+        let dead = left_by_a_dead_process(work.path());
+        let live = Private::make(work.path()).unwrap();
+        // Look alike, but not ours to remove.
+        let unlocked_foreign = left_by_a_dead_process(work.path());
+        fs::write(unlocked_foreign.join("notes.txt"), b"someone's").unwrap();
+        let other_user = left_by_a_dead_process(work.path());
+        chown_to_nobody(&other_user);
+        let other_name = work.path().join("proxyso-abc");
+        fs::rename(left_by_a_dead_process(work.path()), &other_name).unwrap();
+        let no_lock = left_by_a_dead_process(work.path());
+        fs::remove_file(no_lock.join(LOCK_NAME)).unwrap();
+
+        let snap = dir.take(&source, None).unwrap();
+        assert!(!dead.exists(), "the dead process's directory is removed");
+        assert!(live.dir.path().join(LOCK_NAME).exists(), "a live one stays");
+        assert!(unlocked_foreign.join("notes.txt").exists());
+        assert!(
+            !unlocked_foreign.join(LOCK_NAME).exists(),
+            "its own files go"
+        );
+        assert!(other_user.join(LOCK_NAME).exists(), "another user's stays");
+        assert!(other_name.join(LOCK_NAME).exists(), "another name stays");
+        assert!(
+            no_lock.join("kept-4242-8-lib.so").exists(),
+            "no lock: stays"
+        );
+        assert!(snap.path().exists());
+
+        // Only the first snapshot looks.
+        let later = left_by_a_dead_process(work.path());
+        drop(dir.take(&source, None).unwrap());
+        assert!(later.exists());
+        assert_eq!(remove_stale(work.path()), 1, "and then it goes");
+        assert!(!later.exists());
+        assert_eq!(remove_stale(work.path()), 0);
+        assert!(live.dir.path().exists());
+        assert!(dir.private_path().unwrap().exists(), "ours is locked too");
+    }
+
+    #[test]
+    fn a_directory_others_could_change_is_refused_and_named() {
+        let work = tempfile::tempdir().unwrap();
+        let source = work.path().join("lib.so");
+        fs::write(&source, elf::libc_bytes()).unwrap();
+        let refused = |dir: &Path| {
+            let err = SnapshotDir::new(dir.to_path_buf())
+                .take(&source, None)
+                .unwrap_err();
+            assert!(matches!(err, LoadError::UnsafeSnapshotDir { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(&*dir.to_string_lossy()), "{text}");
+            text
+        };
+        let mode = |path: &Path, mode: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap()
+        };
+
+        let shared = work.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        mode(&shared, 0o777);
+        let text = refused(&shared);
+        assert!(
+            text.contains("writable by group and others (mode 0777) and not sticky"),
+            "{text}"
+        );
+        // A safe directory below an unsafe one is no better: the one above is named.
+        let below = shared.join("mine");
+        fs::create_dir(&below).unwrap();
+        mode(&below, 0o700);
+        let text = refused(&below);
+        assert!(
+            text.contains(&format!("{} is writable", shared.display())),
+            "{text}"
+        );
+        mode(&shared, 0o770);
+        assert!(refused(&shared).contains("writable by its group (mode 0770)"));
+        // Sticky, as /tmp is: no one may rename another user's entries.
+        mode(&shared, 0o1777);
+        let dir = SnapshotDir::new(below.clone());
+        assert!(dir.take(&source, None).is_ok());
+        assert!(dir.private_path().unwrap().starts_with(&below));
+
+        let theirs = work.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        chown_to_nobody(&theirs);
+        let text = refused(&theirs);
+        assert!(text.contains("owned by uid 65534"), "{text}");
+
+        // Checked where a symbolic link leads.
+        let link = work.path().join("link");
+        std::os::unix::fs::symlink(&theirs, &link).unwrap();
+        let text = refused(&link);
+        assert!(text.contains(&*theirs.to_string_lossy()), "{text}");
+        // Nothing was made in any refused directory.
+        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn snapshot_names_stay_short_and_plain() {
+        let long = format!("{}-1.2.3.so", "ä b".repeat(80));
+        let name = snapshot_name(Path::new(&long));
+        assert!(name.len() < 100, "{name}");
+        assert!(is_snapshot_name(name.as_bytes()), "{name}");
+        assert!(name.ends_with("-1.2.3.so"), "{name}");
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-~".contains(&b)),
+            "{name}"
+        );
+        assert!(!is_snapshot_name(b"notes.txt"));
+        assert!(!is_snapshot_name(b"12-x-lib.so"));
+        assert!(is_private_name(b"proxyso-a1B2c3"));
+        assert!(!is_private_name(b"proxyso-a1B2c"));
+        assert!(!is_private_name(b"proxyso-a1B2c3.d"));
+    }
 }
