@@ -380,14 +380,12 @@ pub fn remove_stale(parent: &Path) -> usize {
             let ours = inner_name == LOCK_NAME
                 || inner_name == LOCK_NEW
                 || is_snapshot_name(inner_name.as_bytes());
-            match fs::symlink_metadata(inner.path()) {
-                Ok(meta) if ours && meta.is_file() => {
-                    if fs::remove_file(inner.path()).is_ok() {
-                        files += 1;
-                        bytes += meta.len();
-                    }
-                }
-                _ => {}
+            let Ok(meta) = fs::symlink_metadata(inner.path()) else {
+                continue;
+            };
+            if ours && meta.is_file() && fs::remove_file(inner.path()).is_ok() {
+                files += 1;
+                bytes += meta.len();
             }
         }
         if fs::remove_dir(&dir).is_ok() {
