@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use proxyso_core::LoadError;
-use proxyso_core::plugin::{self, LoadOptions, Plugin};
+use proxyso_core::plugin::{LoadOptions, Plugin};
 use proxyso_core::signals::Handlers;
 use proxyso_core::snapshot::SnapshotDir;
 
@@ -50,7 +50,8 @@ fn failed_stage(error: &LoadError) -> Stage {
         | LoadError::NotAFile(_)
         | LoadError::NotLoadable(_)
         | LoadError::Digest { .. }
-        | LoadError::Snapshot { .. } => Stage::File,
+        | LoadError::Snapshot { .. }
+        | LoadError::UnsafeSnapshotDir { .. } => Stage::File,
         // Also the rare failure to mark an allowed version RTLD_NODELETE: a dlopen as well.
         LoadError::Open(_) | LoadError::TooManyMappings { .. } => Stage::Link,
         LoadError::NoDescriptor(_)
@@ -475,15 +476,14 @@ fn keep_reason(request: &Request, report: &Report) -> &'static str {
 /// (is it still loaded?).
 fn unload_check(plugin: Plugin, keep_reason: &str) -> Check {
     let kept_mapped = plugin.kept_mapped();
-    let snapshot = plugin.snapshot_path().to_path_buf();
-    drop(plugin);
+    let stayed = plugin.close();
     if kept_mapped {
         Check::new(
             "unload",
             Status::Ok,
             format!("destroy ran; the library stays mapped on purpose ({keep_reason})"),
         )
-    } else if plugin::still_loaded(&snapshot) {
+    } else if stayed {
         Check::new(
             "unload",
             Status::Fail,

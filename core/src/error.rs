@@ -150,6 +150,18 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
+    /// The snapshot directory, or one above it, could be changed by another user (see
+    /// `snapshot::check_chain`); nothing was written there.
+    #[error(
+        "refusing the snapshot directory {dir}: {reason}, so another user could swap the \
+         private copies made below it (use a directory that only root or this user can change)"
+    )]
+    UnsafeSnapshotDir {
+        /// The snapshot directory as configured.
+        dir: String,
+        /// Which directory fails the check, and how.
+        reason: String,
+    },
     /// `dlopen` refused the file.
     #[error("dlopen failed: {0}")]
     Open(String),

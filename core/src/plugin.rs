@@ -3,7 +3,8 @@
 //! This is the host's side of the ABI in `include/proxyso.h`. It knows nothing of keys or
 //! versions; `Version` and `Registry` build on it.
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,13 +49,11 @@ pub struct Plugin {
     context: *mut c_void,
     destroy: Option<abi::DestroyFn>,
     /// Must outlive `context`: the plugin may keep the pointer until `destroy` (and, kept
-    /// mapped, for good: see `Drop`).
+    /// mapped, for good: see `close_now`).
     _host: HostServices,
-    /// The mapped library; `None` once closed. Dropped last.
-    library: Option<Library>,
+    /// The mapped library and the descriptor it was mapped through. Dropped last.
+    mapped: Mapped,
     snapshot_path: PathBuf,
-    /// True when closing it leaves it mapped on purpose (`RTLD_NODELETE`).
-    kept_mapped: bool,
     /// The descriptor's `PROXYSO_FLAG_*` bits.
     flags: u32,
     /// The SHA-256 of the file as loaded.
@@ -149,6 +148,17 @@ impl Plugin {
         Ok(plugin)
     }
 
+    /// Opens a snapshot already taken (`SnapshotDir::take`) of `source`, as `open` does; no copy
+    /// is kept. What is mapped is the snapshot's descriptor, whatever its name means by now.
+    pub fn open_snapshot(
+        snapshot: &Snapshot,
+        source: &Path,
+        options: &LoadOptions<'_>,
+        label: &str,
+    ) -> Result<Plugin, LoadError> {
+        Plugin::open_guarded(snapshot, source, options, &label.into(), 0)
+    }
+
     /// Opens `snapshot` with the JVM's signal handlers guarded: what plugin code changed is put
     /// back, and the load fails, unless the options allow it.
     fn open_guarded(
@@ -204,21 +214,7 @@ impl Plugin {
 
     /// Keeps this version mapped for the life of the process once it is closed.
     fn keep_mapped(&mut self) -> Result<(), String> {
-        if self.kept_mapped {
-            return Ok(());
-        }
-        // Opening the loaded object again by its name with RTLD_NOLOAD touches no file; the
-        // RTLD_NODELETE it adds sticks after this extra handle is closed.
-        // SAFETY: the library is already loaded, so no initialiser runs.
-        let again = unsafe {
-            Library::open(
-                Some(&self.snapshot_path),
-                RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-            )
-        };
-        again.map_err(|e| format!("cannot mark the library RTLD_NODELETE: {e}"))?;
-        self.kept_mapped = true;
-        Ok(())
+        self.mapped.keep_mapped()
     }
 
     /// The SHA-256 of the file as loaded (waiting for it, the first time just after a load).
@@ -268,12 +264,41 @@ impl Plugin {
 
     /// True when closing it will leave it mapped on purpose (`RTLD_NODELETE`).
     pub fn kept_mapped(&self) -> bool {
-        self.kept_mapped
+        self.mapped.nodelete
     }
 
     /// The private copy that is mapped (deleted from disk, still named in `/proc/self/maps`).
     pub fn snapshot_path(&self) -> &Path {
         &self.snapshot_path
+    }
+
+    /// The name the dynamic linker knows the library by: `/proc/self/fd/N` of its snapshot's
+    /// descriptor (see `Snapshot::fd_path`). `dlerror` and `dladdr` show this name.
+    pub fn loaded_name(&self) -> &Path {
+        &self.mapped.name
+    }
+
+    /// Runs `destroy` and closes the library, as dropping it does; true when the library is
+    /// still loaded after `dlclose`: kept mapped on purpose, or pinned by something (see
+    /// `still_loaded`). Asked before the descriptor it was mapped through is let go, so the
+    /// answer is about this library and nothing that reuses the descriptor's number.
+    pub fn close(mut self) -> bool {
+        self.close_now()
+    }
+
+    /// `destroy`, then `dlclose`; see `close`. Does nothing the second time.
+    fn close_now(&mut self) -> bool {
+        if let Some(destroy) = self.destroy.take() {
+            // SAFETY: `destroy` belongs to the still-open library; it runs once, after every
+            // call has returned (a `Plugin` is closed only when no one can call it).
+            unsafe { destroy(self.context) };
+        }
+        if self.kept_mapped() {
+            // A thread the plugin left running (the reason to keep a version mapped) may still
+            // call `host->log`: the host struct stays valid and drops its lines.
+            self._host.outlive();
+        }
+        self.mapped.close()
     }
 
     /// The index of the method called `name`, or of the default method for `None`.
@@ -376,31 +401,111 @@ impl CallFailure {
 impl Drop for Plugin {
     /// Runs `destroy`, then closes the library: the unload path's last step.
     fn drop(&mut self) {
-        if let Some(destroy) = self.destroy.take() {
-            // SAFETY: `destroy` belongs to the still-open library; it runs once, after every
-            // call has returned (a `Plugin` is dropped only when no one can call it).
-            unsafe { destroy(self.context) };
-        }
-        if self.kept_mapped {
-            // A thread the plugin left running (the reason to keep a version mapped) may still
-            // call `host->log`: the host struct stays valid and drops its lines.
-            self._host.outlive();
-        }
-        // Dropping the handle dlcloses it.
-        self.library.take();
+        self.close_now();
     }
 }
 
-/// True when the dynamic linker still has the library named `snapshot` loaded: after `dlclose`
-/// that means something pins it (a thread-local destructor, an `STB_GNU_UNIQUE` symbol).
+/// A library mapped through the descriptor of its snapshot, by the name `/proc/self/fd/N`.
 ///
-/// Asks glibc by name with `RTLD_NOLOAD`, which maps nothing, and for an unloaded library whose
-/// snapshot is already deleted costs one failed `open`: far cheaper than reading
+/// glibc first matches a name given to `dlopen` against the name of every loaded object, so if
+/// N were closed while the library stayed loaded, a later snapshot given descriptor N would get
+/// this old library back. So the descriptor stays open as long as the library may be mapped:
+/// it is let go after a `dlclose` that unloaded the library, and leaked on purpose, for the life
+/// of the process, when the library stays loaded (kept mapped with `RTLD_NODELETE`, or pinned),
+/// which costs one descriptor per such library.
+struct Mapped {
+    /// `None` once closed.
+    library: Option<Library>,
+    /// The name it was opened under: `/proc/self/fd/N`.
+    name: PathBuf,
+    /// Descriptor N (shared with the snapshot until that is dropped); `None` once let go.
+    descriptor: Option<Arc<File>>,
+    /// True when closing it leaves it mapped on purpose (`RTLD_NODELETE`).
+    nodelete: bool,
+    /// What `close` found: still loaded after `dlclose`.
+    stayed: bool,
+}
+
+impl Mapped {
+    /// Maps `snapshot` through its descriptor.
+    ///
+    /// # Safety
+    /// As for `dlopen`: the library's initialisers run.
+    unsafe fn open(snapshot: &Snapshot, flags: c_int) -> Result<Mapped, libloading::Error> {
+        let name = snapshot.fd_path();
+        // SAFETY: as the caller guarantees.
+        let library = unsafe { Library::open(Some(&name), flags) }?;
+        Ok(Mapped {
+            library: Some(library),
+            name,
+            descriptor: Some(snapshot.descriptor()),
+            nodelete: flags & libc::RTLD_NODELETE != 0,
+            stayed: false,
+        })
+    }
+
+    /// The open library.
+    ///
+    /// # Panics
+    /// Once closed; only `close` and drops close it.
+    fn library(&self) -> &Library {
+        self.library.as_ref().expect("the library is open")
+    }
+
+    /// Keeps the library mapped for the life of the process once it is closed.
+    fn keep_mapped(&mut self) -> Result<(), String> {
+        if self.nodelete {
+            return Ok(());
+        }
+        // Opening the loaded object again by the name it was opened under, with RTLD_NOLOAD,
+        // touches no file; the RTLD_NODELETE it adds sticks after this extra handle is closed.
+        // SAFETY: the library is already loaded, so no initialiser runs.
+        let again = unsafe {
+            Library::open(
+                Some(&self.name),
+                RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            )
+        };
+        again.map_err(|e| format!("cannot mark the library RTLD_NODELETE: {e}"))?;
+        self.nodelete = true;
+        Ok(())
+    }
+
+    /// `dlclose`s the library; true when it is still loaded after. Does nothing the second
+    /// time but answer again.
+    fn close(&mut self) -> bool {
+        if let Some(library) = self.library.take() {
+            drop(library);
+            // Asked while descriptor N is still ours, so the name means this library only.
+            self.stayed = self.nodelete || still_loaded(&self.name);
+            if let Some(descriptor) = self.descriptor.take() {
+                if self.stayed {
+                    // Leaked on purpose: see the type's documentation.
+                    std::mem::forget(descriptor);
+                }
+            }
+        }
+        self.stayed
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// True when the dynamic linker still has the library opened under `name` loaded: after
+/// `dlclose` that means something pins it (a thread-local destructor, an `STB_GNU_UNIQUE`
+/// symbol). `name` must be the one it was opened under (`Plugin::loaded_name`), and its
+/// descriptor still open: glibc matches the name first, then the file it opens.
+///
+/// Asks glibc by name with `RTLD_NOLOAD`, which maps nothing: far cheaper than reading
 /// `/proc/self/maps`, which in a JVM runs to thousands of lines.
-pub fn still_loaded(snapshot: &Path) -> bool {
+pub fn still_loaded(name: &Path) -> bool {
     // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; the extra reference a
     // hit takes is dropped (dlclosed) at once.
-    unsafe { Library::open(Some(snapshot), RTLD_NOW | libc::RTLD_NOLOAD) }.is_ok()
+    unsafe { Library::open(Some(name), RTLD_NOW | libc::RTLD_NOLOAD) }.is_ok()
 }
 
 /// Opens the snapshot, checks the descriptor and runs `init`: the part of a load during which
@@ -418,26 +523,20 @@ fn open_snapshot(
     }
     // RTLD_NOW: an unresolved symbol fails here, not as a crash at first call.
     // RTLD_LOCAL: two plugins, or two versions of one, never bind to each other's symbols.
+    // Mapped through the descriptor that was written and hashed, never by the copy's name.
     // SAFETY: loading a library runs its initialisers; running the user's chosen plugin code is
     // the purpose of this function, and the signal guard around it undoes what the ABI forbids.
-    let library = unsafe { Library::open(Some(snapshot.path()), flags) }.map_err(|e| {
-        LoadError::Open(snapshot::mention_source(
-            &e.to_string(),
-            snapshot.path(),
-            shown,
-        ))
-    })?;
+    let mapped = unsafe { Mapped::open(snapshot, flags) }
+        .map_err(|e| LoadError::Open(mention_source(&e.to_string(), snapshot, shown)))?;
     let snapshot_path = snapshot.path().to_path_buf();
 
     // SAFETY: the symbol is looked up as a data address, not called.
-    let symbol =
-        unsafe { library.get::<*const abi::Descriptor>(abi::DESCRIPTOR_SYMBOL) }.map_err(|e| {
-            LoadError::NoDescriptor(snapshot::mention_source(
-                &e.to_string(),
-                &snapshot_path,
-                shown,
-            ))
-        })?;
+    let symbol = unsafe {
+        mapped
+            .library()
+            .get::<*const abi::Descriptor>(abi::DESCRIPTOR_SYMBOL)
+    }
+    .map_err(|e| LoadError::NoDescriptor(mention_source(&e.to_string(), snapshot, shown)))?;
     let descriptor: *const abi::Descriptor = *symbol;
     if descriptor.is_null() {
         return Err(LoadError::BadDescriptor(
@@ -469,9 +568,8 @@ fn open_snapshot(
         // Set once `init` succeeded: a failed `init` is not followed by `destroy`.
         destroy: None,
         _host: host,
-        library: Some(library),
+        mapped,
         snapshot_path,
-        kept_mapped: options.keep_mapped,
         flags: desc.flags,
         digest: snapshot.digest().clone(),
         kept_copy: None,
@@ -504,6 +602,12 @@ fn open_snapshot(
         plugin.keep_mapped().map_err(LoadError::Open)?;
     }
     Ok(plugin)
+}
+
+/// `message` with the user's path in place of the snapshot's names.
+fn mention_source(message: &str, snapshot: &Snapshot, shown: &str) -> String {
+    let message = snapshot::mention_source(message, &snapshot.fd_path(), shown);
+    snapshot::mention_source(&message, snapshot.path(), shown)
 }
 
 /// The descriptor's fields, checked and copied.

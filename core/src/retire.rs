@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::log::{self, Level};
-use crate::plugin::{self, Plugin};
+use crate::plugin::Plugin;
 use crate::stats::{Generation, KeyStats};
 
 /// The default slow-destroy limit: a `destroy` that runs longer is logged and counted.
@@ -127,7 +127,8 @@ impl Retiring {
         let kept = plugin.kept_mapped();
         let watch = Watch::start(&key, generation, &stats);
         // A panic here would be a bug in the host's own drop code; it must not kill the reaper.
-        if catch_unwind(AssertUnwindSafe(|| drop(plugin))).is_err() {
+        let stayed = catch_unwind(AssertUnwindSafe(|| plugin.close()));
+        if stayed.is_err() {
             log::event(
                 Level::Error,
                 &key,
@@ -137,7 +138,7 @@ impl Retiring {
         }
         watch.end();
         // Report, rather than pretend it was unloaded, a library that something pins.
-        let pinned = !kept && plugin::still_loaded(&snapshot);
+        let pinned = !kept && stayed.unwrap_or(false);
         if pinned {
             log::event(
                 Level::Warn,
