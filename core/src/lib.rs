@@ -33,4 +33,4 @@ pub mod version;
 
 pub use error::{Error, LoadError};
 pub use plugin::LoadOptions;
-pub use registry::{Handle, LibraryInfo, Registry};
+pub use registry::{LibraryHandle, LibraryInfo, Registry};

@@ -169,7 +169,7 @@ impl Plugin {
         generation: u64,
     ) -> Result<Plugin, LoadError> {
         let shown = source.display().to_string();
-        let signals = signals::Snapshot::take();
+        let signals = signals::LoadGuard::take();
         let opened = open_snapshot(snapshot, &shown, options, key, generation);
         let changed = signals.changed();
         if changed.is_empty() {

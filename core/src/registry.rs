@@ -19,7 +19,7 @@ use crate::log::{self, Level};
 use crate::plugin::{LoadOptions, Plugin};
 use crate::retire::Ledger;
 use crate::snapshot::{self, SnapshotDir};
-use crate::stats::{Counts, Generation, KeyStats};
+use crate::stats::{Counts, GenerationStats, KeyStats};
 use crate::version::Version;
 
 /// The longest key accepted, in UTF-8 bytes.
@@ -129,11 +129,11 @@ type Slots = HashMap<Arc<str>, Arc<Slot>>;
 /// handle follows replacements; once the key is unloaded its calls fail with `NoSuchLibrary`
 /// (loading the key again makes a new library, which the handle does not follow).
 #[derive(Debug, Clone)]
-pub struct Handle {
+pub struct LibraryHandle {
     slot: Arc<Slot>,
 }
 
-impl Handle {
+impl LibraryHandle {
     /// The key it was resolved from.
     pub fn key(&self) -> &str {
         &self.slot.key
@@ -156,8 +156,8 @@ impl Handle {
 
     /// A handle to a key that was never loaded: every call fails with `NoSuchLibrary`. For
     /// tests of what holds handles.
-    pub fn detached(key: &str) -> Handle {
-        Handle {
+    pub fn detached(key: &str) -> LibraryHandle {
+        LibraryHandle {
             slot: Arc::new(Slot {
                 key: key.into(),
                 current: ArcSwapOption::empty(),
@@ -383,7 +383,7 @@ impl Registry {
                 "rolled back to the version of generation {} ({}, sha256 {})",
                 origin.generation,
                 origin.source,
-                snapshot::hex(&version.record().sha256.get())
+                snapshot::hex(&version.generation_stats().sha256.get())
             ),
         };
         let old = slot.current.swap(Some(Arc::new(version)));
@@ -459,8 +459,8 @@ impl Registry {
         let slot = self.slot(key).ok()?;
         let version = slot.current.load_full()?;
         let plugin = version.plugin();
-        let record = version.record();
-        let generations = std::iter::once(Arc::clone(record))
+        let generation_stats = version.generation_stats();
+        let generations = std::iter::once(Arc::clone(generation_stats))
             .chain(slot.stats.draining_generations())
             .map(|g| GenerationInfo {
                 generation: g.generation,
@@ -497,8 +497,8 @@ impl Registry {
             pinned_versions: slot.stats.pinned(),
             destroys_running: slot.stats.destroys_running(),
             slow_destroys: slot.stats.slow_destroys(),
-            sha256: record.sha256.get(),
-            totals: slot.stats.totals(Some(record)),
+            sha256: generation_stats.sha256.get(),
+            totals: slot.stats.totals(Some(generation_stats)),
             replacements: slot.stats.replacements(),
             rollbacks: slot.stats.rollbacks(),
             last_error: slot.stats.last_error(),
@@ -530,9 +530,9 @@ impl Registry {
         self.ledger.retiring(key)
     }
 
-    /// Resolves `key` once, for calls that skip the key lookup: see `Handle`.
-    pub fn handle(&self, key: &str) -> Result<Handle, Error> {
-        Ok(Handle {
+    /// Resolves `key` once, for calls that skip the key lookup: see `LibraryHandle`.
+    pub fn handle(&self, key: &str) -> Result<LibraryHandle, Error> {
+        Ok(LibraryHandle {
             slot: self.slot(key)?,
         })
     }
@@ -598,7 +598,7 @@ impl Registry {
         origin: Arc<Origin>,
         stats: &Arc<KeyStats>,
     ) -> Version {
-        let record = Generation::new(
+        let generation_stats = GenerationStats::new(
             generation,
             plugin.digest().clone(),
             load_nanos,
@@ -606,7 +606,7 @@ impl Registry {
         );
         Version::new(
             Arc::clone(key),
-            record,
+            generation_stats,
             origin,
             plugin,
             Arc::clone(&self.ledger),
@@ -617,7 +617,7 @@ impl Registry {
     /// Takes a version that just left service out of the registry's hands.
     fn retire(&self, slot: &Slot, old: Arc<Version>) {
         self.ledger.begin(old.key());
-        slot.stats.draining(Arc::clone(old.record()));
+        slot.stats.draining(Arc::clone(old.generation_stats()));
         match Arc::try_unwrap(old) {
             // No call is in it: close it now, on this control thread.
             Ok(version) => version.retire(),
@@ -635,7 +635,7 @@ fn describe_load(what: &str, version: &Version) -> String {
         version.source(),
         plugin.name(),
         plugin.version(),
-        version.record().load_nanos as f64 / 1e6
+        version.generation_stats().load_nanos as f64 / 1e6
     )
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::log::{self, Level};
 use crate::plugin::Plugin;
-use crate::stats::{Generation, KeyStats};
+use crate::stats::{GenerationStats, KeyStats};
 
 /// The default slow-destroy limit: a `destroy` that runs longer is logged and counted.
 pub const SLOW_DESTROY: Duration = Duration::from_secs(5);
@@ -105,11 +105,11 @@ pub struct Retiring {
     /// Its key.
     pub key: Arc<str>,
     /// Its generation, with the counts to fold into the key's totals.
-    pub record: Arc<Generation>,
+    pub generation_stats: Arc<GenerationStats>,
     /// The registry's ledger.
     pub ledger: Arc<Ledger>,
     /// The key's statistics.
-    pub stats: Arc<KeyStats>,
+    pub key_stats: Arc<KeyStats>,
 }
 
 impl Retiring {
@@ -118,14 +118,14 @@ impl Retiring {
         let Retiring {
             plugin,
             key,
-            record,
+            generation_stats,
             ledger,
-            stats,
+            key_stats,
         } = self;
-        let generation = record.generation;
+        let generation = generation_stats.generation;
         let snapshot = plugin.snapshot_path().to_path_buf();
         let kept = plugin.kept_mapped();
-        let watch = Watch::start(&key, generation, &stats);
+        let watch = Watch::start(&key, generation, &key_stats);
         // A panic here would be a bug in the host's own drop code; it must not kill the reaper.
         let stayed = catch_unwind(AssertUnwindSafe(|| plugin.close()));
         if stayed.is_err() {
@@ -158,7 +158,7 @@ impl Retiring {
                 "retired: destroyed and closed",
             );
         }
-        stats.closed(&record, pinned);
+        key_stats.closed(&generation_stats, pinned);
         ledger.end(&key);
     }
 

@@ -71,16 +71,16 @@ impl Handlers {
 }
 
 /// The handlers as they were before a plugin's load, held with the load lock.
-pub struct Snapshot {
+pub struct LoadGuard {
     handlers: Handlers,
     _loading: MutexGuard<'static, ()>,
 }
 
-impl Snapshot {
+impl LoadGuard {
     /// Takes the load lock and records the handler of every signal.
-    pub fn take() -> Snapshot {
+    pub fn take() -> LoadGuard {
         let loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
-        Snapshot {
+        LoadGuard {
             handlers: Handlers::take(),
             _loading: loading,
         }
@@ -206,7 +206,7 @@ mod tests {
     /// The process-changing tests in one, so that they never see each other's handlers.
     #[test]
     fn sees_and_restores_changed_handlers_of_any_signal() {
-        let snapshot = Snapshot::take();
+        let snapshot = LoadGuard::take();
         assert!(snapshot.changed().is_empty());
         let rt = libc::SIGRTMIN() + 3;
         let old: Vec<(libc::c_int, libc::sigaction)> =

@@ -112,15 +112,15 @@ impl Counts {
 
 /// The call counters of one generation.
 #[derive(Debug)]
-pub struct CallStats {
+pub struct CallCounters {
     shards: Box<[Shard]>,
     /// Time every call, not a sample of the short ones.
     exact: bool,
 }
 
-impl Default for CallStats {
+impl Default for CallCounters {
     fn default() -> Self {
-        CallStats::new(false)
+        CallCounters::new(false)
     }
 }
 
@@ -133,10 +133,10 @@ pub struct Timing<'a> {
     exact: bool,
 }
 
-impl CallStats {
+impl CallCounters {
     /// Counters that time every call (`exact`) or a sample of the short ones.
-    pub fn new(exact: bool) -> CallStats {
-        CallStats {
+    pub fn new(exact: bool) -> CallCounters {
+        CallCounters {
             shards: (0..shard_count()).map(|_| Shard::default()).collect(),
             exact,
         }
@@ -217,7 +217,7 @@ impl Timing<'_> {
 
 /// What one generation is: its number, digest and load time, and its call counters.
 #[derive(Debug)]
-pub struct Generation {
+pub struct GenerationStats {
     /// Its number under the key.
     pub generation: u64,
     /// The SHA-256 of its file as loaded.
@@ -225,17 +225,17 @@ pub struct Generation {
     /// How long loading it took (copy, `dlopen`, checks, `init`), in nanoseconds.
     pub load_nanos: u64,
     /// Its calls.
-    pub calls: CallStats,
+    pub calls: CallCounters,
 }
 
-impl Generation {
+impl GenerationStats {
     /// A generation with no calls yet; `exact` times every call.
-    pub fn new(generation: u64, sha256: Digest, load_nanos: u64, exact: bool) -> Generation {
-        Generation {
+    pub fn new(generation: u64, sha256: Digest, load_nanos: u64, exact: bool) -> GenerationStats {
+        GenerationStats {
             generation,
             sha256,
             load_nanos,
-            calls: CallStats::new(exact),
+            calls: CallCounters::new(exact),
         }
     }
 }
@@ -257,7 +257,7 @@ pub struct KeyStats {
 #[derive(Debug, Default)]
 struct KeyInner {
     /// Generations out of service whose calls have not all returned, newest last.
-    draining: Vec<Arc<Generation>>,
+    draining: Vec<Arc<GenerationStats>>,
     /// What closed generations counted.
     closed: Counts,
     last_error: Option<String>,
@@ -332,12 +332,12 @@ impl KeyStats {
     }
 
     /// A generation left service; its calls may still be running.
-    pub fn draining(&self, generation: Arc<Generation>) {
+    pub fn draining(&self, generation: Arc<GenerationStats>) {
         self.lock().draining.push(generation);
     }
 
     /// A generation is destroyed and closed: its counts join the key's closed totals.
-    pub fn closed(&self, generation: &Arc<Generation>, pinned: bool) {
+    pub fn closed(&self, generation: &Arc<GenerationStats>, pinned: bool) {
         let mut inner = self.lock();
         inner.draining.retain(|g| !Arc::ptr_eq(g, generation));
         let counts = generation.calls.counts();
@@ -350,12 +350,12 @@ impl KeyStats {
     }
 
     /// The generations still draining, newest first.
-    pub fn draining_generations(&self) -> Vec<Arc<Generation>> {
+    pub fn draining_generations(&self) -> Vec<Arc<GenerationStats>> {
         self.lock().draining.iter().rev().cloned().collect()
     }
 
     /// The key's totals: closed generations, draining ones, and `serving`.
-    pub fn totals(&self, serving: Option<&Generation>) -> Counts {
+    pub fn totals(&self, serving: Option<&GenerationStats>) -> Counts {
         let inner = self.lock();
         let mut totals = inner.closed;
         for generation in inner.draining.iter().map(|g| &**g).chain(serving) {
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn counts_calls_failures_time_and_in_flight() {
-        let stats = CallStats::default();
+        let stats = CallCounters::default();
         let outer = stats.begin();
         assert_eq!(stats.counts().in_flight, 1);
         let inner = stats.begin();
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn short_calls_are_sampled_and_long_ones_all_timed() {
-        let stats = CallStats::default();
+        let stats = CallCounters::default();
         for _ in 0..6_400 {
             stats.begin().end(false);
         }
@@ -404,7 +404,7 @@ mod tests {
         // what timing every call would give (a few tens of nanoseconds each).
         assert!(counts.total_nanos < 6_400 * 2_000, "{counts:?}");
 
-        let slow = CallStats::default();
+        let slow = CallCounters::default();
         let mut timed = 0;
         for _ in 0..5 {
             let timing = slow.begin();
@@ -415,7 +415,7 @@ mod tests {
         assert_eq!(timed, 5, "calls over ALWAYS_TIMED_NANOS are all timed");
         assert!(slow.counts().total_nanos >= 5_000_000);
 
-        let exact = CallStats::new(true);
+        let exact = CallCounters::new(true);
         let timed = (0..100)
             .filter(|_| {
                 let timing = exact.begin();
@@ -429,7 +429,7 @@ mod tests {
 
     #[test]
     fn threads_add_up_across_shards() {
-        let stats = Arc::new(CallStats::default());
+        let stats = Arc::new(CallCounters::default());
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let stats = Arc::clone(&stats);
@@ -448,11 +448,11 @@ mod tests {
     #[test]
     fn key_totals_keep_what_closed_generations_counted() {
         let key = KeyStats::default();
-        let old = Arc::new(Generation::new(1, Digest::ready([0; 32]), 5, false));
+        let old = Arc::new(GenerationStats::new(1, Digest::ready([0; 32]), 5, false));
         old.calls.begin().end(false);
         old.calls.begin().end(true);
         key.draining(Arc::clone(&old));
-        let serving = Generation::new(2, Digest::ready([0; 32]), 5, false);
+        let serving = GenerationStats::new(2, Digest::ready([0; 32]), 5, false);
         serving.calls.begin().end(false);
         assert_eq!(key.totals(Some(&serving)).calls, 3);
         assert_eq!(key.draining_generations().len(), 1);

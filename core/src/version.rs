@@ -7,7 +7,7 @@ use crate::history::Origin;
 use crate::host::FixedOutput;
 use crate::plugin::{CallFailure, FixedFailure, Plugin};
 use crate::retire::{Ledger, Retiring};
-use crate::stats::{Generation, KeyStats};
+use crate::stats::{GenerationStats, KeyStats};
 
 /// A plugin serving one key at one generation.
 ///
@@ -18,33 +18,33 @@ use crate::stats::{Generation, KeyStats};
 pub struct Version {
     key: Arc<str>,
     /// Its number, digest, load time and call counters.
-    record: Arc<Generation>,
+    generation_stats: Arc<GenerationStats>,
     /// Where it came from, and what loading it again takes (rollback).
     origin: Arc<Origin>,
     /// `None` only once retirement has taken it.
     plugin: Option<Plugin>,
     ledger: Arc<Ledger>,
-    stats: Arc<KeyStats>,
+    key_stats: Arc<KeyStats>,
 }
 
 impl Version {
     /// Wraps a freshly opened plugin that is about to go into service.
     pub fn new(
         key: Arc<str>,
-        record: Generation,
+        generation_stats: GenerationStats,
         origin: Arc<Origin>,
         plugin: Plugin,
         ledger: Arc<Ledger>,
-        stats: Arc<KeyStats>,
+        key_stats: Arc<KeyStats>,
     ) -> Version {
-        plugin.set_generation(record.generation);
+        plugin.set_generation(generation_stats.generation);
         Version {
             key,
-            record: Arc::new(record),
+            generation_stats: Arc::new(generation_stats),
             origin,
             plugin: Some(plugin),
             ledger,
-            stats,
+            key_stats,
         }
     }
 
@@ -55,7 +55,7 @@ impl Version {
 
     /// Its generation under the key (1 for the first load, larger after each replace).
     pub fn generation(&self) -> u64 {
-        self.record.generation
+        self.generation_stats.generation
     }
 
     /// The path it was loaded from, as given.
@@ -64,8 +64,8 @@ impl Version {
     }
 
     /// Its number, digest, load time and call counters.
-    pub fn record(&self) -> &Arc<Generation> {
-        &self.record
+    pub fn generation_stats(&self) -> &Arc<GenerationStats> {
+        &self.generation_stats
     }
 
     /// Where it came from, and what loading it again takes.
@@ -83,7 +83,7 @@ impl Version {
     /// Calls `method` (the default for `None`); on success `out` holds the output.
     pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let (plugin, index) = self.resolve(method)?;
-        let timing = self.record.calls.begin();
+        let timing = self.generation_stats.calls.begin();
         let result = plugin.call(index, input, out);
         timing.end(result.is_err());
         result.map_err(|failure| self.failed(self.plugin_error(index, failure)))
@@ -98,7 +98,7 @@ impl Version {
         out: &mut FixedOutput<'_>,
     ) -> Result<usize, Error> {
         let (plugin, index) = self.resolve(method)?;
-        let timing = self.record.calls.begin();
+        let timing = self.generation_stats.calls.begin();
         let result = plugin.call_fixed(index, input, out);
         timing.end(result.is_err());
         result.map_err(|failure| {
@@ -118,7 +118,7 @@ impl Version {
     /// Remembers a failed call as the key's last error, and passes it on.
     #[cold]
     fn failed(&self, error: Error) -> Error {
-        self.stats.failed(error.to_string());
+        self.key_stats.failed(error.to_string());
         error
     }
 
@@ -164,7 +164,7 @@ impl Version {
             "{} {}, generation {}",
             plugin.name(),
             plugin.version(),
-            self.record.generation
+            self.generation_stats.generation
         )
     }
 
@@ -179,9 +179,9 @@ impl Version {
         self.plugin.take().map(|plugin| Retiring {
             plugin,
             key: Arc::clone(&self.key),
-            record: Arc::clone(&self.record),
+            generation_stats: Arc::clone(&self.generation_stats),
             ledger: Arc::clone(&self.ledger),
-            stats: Arc::clone(&self.stats),
+            key_stats: Arc::clone(&self.key_stats),
         })
     }
 }

@@ -12,7 +12,7 @@ use jni::objects::{JByteArray, JByteBuffer, JClass, JString};
 use jni::sys::{jboolean, jbyteArray, jint, jlong};
 
 use super::entry::{Failure, run};
-use super::handles::Opened;
+use super::handles::HandleEntry;
 use super::strings::{new_byte_array, read_bytes, read_str, read_string};
 use super::{HANDLES, registry};
 use proxyso_core::error::Error;
@@ -65,7 +65,7 @@ fn method_arg<'b>(
 }
 
 /// The open handle behind `id`.
-fn opened(id: jlong) -> Result<arc_swap::Guard<Option<std::sync::Arc<Opened>>>, Failure> {
+fn opened(id: jlong) -> Result<arc_swap::Guard<Option<std::sync::Arc<HandleEntry>>>, Failure> {
     HANDLES.get(id).ok_or(Failure::HandleClosed(id))
 }
 
@@ -107,7 +107,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_open<'l>(
         let handle = registry().handle(&key)?;
         handle.check_method(method.as_deref())?;
         HANDLES
-            .open(Opened { handle, method })
+            .open(HandleEntry { handle, method })
             .ok_or_else(|| Failure::Internal("too many library handles are open".into()))
     })
 }

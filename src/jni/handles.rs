@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwapOption, Guard};
 
-use proxyso_core::registry::Handle;
+use proxyso_core::registry::LibraryHandle;
 
 /// Entries per chunk.
 const CHUNK: usize = 1024;
@@ -21,9 +21,9 @@ const MAX_CHUNKS: usize = 4096;
 
 /// An open handle: the resolved key and the method its calls use by default.
 #[derive(Debug)]
-pub struct Opened {
+pub struct HandleEntry {
     /// The key, resolved.
-    pub handle: Handle,
+    pub handle: LibraryHandle,
     /// The method (`None`: the plugin's default method).
     pub method: Option<Box<str>>,
 }
@@ -31,13 +31,13 @@ pub struct Opened {
 struct Entry {
     /// Moves on each time the entry is closed; an id is valid while it matches.
     generation: AtomicU32,
-    opened: ArcSwapOption<Opened>,
+    opened: ArcSwapOption<HandleEntry>,
 }
 
 type Chunk = [Entry; CHUNK];
 
 /// The table behind every Java `LibraryHandle`.
-pub struct Handles {
+pub struct HandleTable {
     chunks: [AtomicPtr<Chunk>; MAX_CHUNKS],
     allocator: Mutex<Allocator>,
 }
@@ -48,10 +48,10 @@ struct Allocator {
     free: Vec<u32>,
 }
 
-impl Handles {
+impl HandleTable {
     /// An empty table.
-    pub const fn new() -> Handles {
-        Handles {
+    pub const fn new() -> HandleTable {
+        HandleTable {
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS],
             allocator: Mutex::new(Allocator {
                 next: 0,
@@ -61,7 +61,7 @@ impl Handles {
     }
 
     /// Stores `opened` and returns its id; `None` when the table is full.
-    pub fn open(&self, opened: Opened) -> Option<i64> {
+    pub fn open(&self, opened: HandleEntry) -> Option<i64> {
         let mut allocator = self
             .allocator
             .lock()
@@ -92,7 +92,7 @@ impl Handles {
     }
 
     /// The handle behind `id`, held for the length of a call; `None` if closed or unknown.
-    pub fn get(&self, id: i64) -> Option<Guard<Option<Arc<Opened>>>> {
+    pub fn get(&self, id: i64) -> Option<Guard<Option<Arc<HandleEntry>>>> {
         let (generation, index) = split(id);
         let entry = self.entry(index)?;
         if entry.generation.load(Ordering::SeqCst) != generation {
@@ -147,8 +147,8 @@ mod tests {
 
     #[test]
     fn ids_stop_working_when_closed_even_after_reuse() {
-        let table = Handles::new();
-        let fake = || Opened {
+        let table = HandleTable::new();
+        let fake = || HandleEntry {
             handle: fake_handle(),
             method: None,
         };
@@ -170,11 +170,11 @@ mod tests {
 
     #[test]
     fn grows_past_one_chunk() {
-        let table = Handles::new();
+        let table = HandleTable::new();
         let ids: Vec<i64> = (0..CHUNK * 2 + 3)
             .map(|_| {
                 table
-                    .open(Opened {
+                    .open(HandleEntry {
                         handle: fake_handle(),
                         method: Some("m".into()),
                     })
@@ -188,7 +188,7 @@ mod tests {
         assert!(ids.iter().all(|id| table.get(*id).is_none()));
     }
 
-    fn fake_handle() -> Handle {
-        Handle::detached("k")
+    fn fake_handle() -> LibraryHandle {
+        LibraryHandle::detached("k")
     }
 }

@@ -19,7 +19,7 @@ use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
 use jni::sys::{jboolean, jint, jlong, jobject, jobjectArray};
 
 use entry::{Failure, run};
-use handles::Handles;
+use handles::HandleTable;
 use proxyso_core::plugin::LoadOptions;
 use proxyso_core::registry::{LibraryInfo, Registry};
 use proxyso_core::snapshot::hex;
@@ -38,7 +38,7 @@ fn registry() -> &'static Registry {
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
 /// The open `LibraryHandle`s.
-static HANDLES: Handles = Handles::new();
+static HANDLES: HandleTable = HandleTable::new();
 
 /// Removes the (empty) snapshot directory when the JVM exits.
 extern "C" fn clean_up_at_exit() {
