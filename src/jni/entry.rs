@@ -9,6 +9,8 @@ use jni::objects::{JObject, JThrowable, JValue};
 
 use proxyso_core::error::Error;
 
+use super::contract::kind;
+
 /// Why an entry point could not return normally.
 #[derive(Debug)]
 pub enum Failure {
@@ -34,21 +36,6 @@ impl From<jni::errors::Error> for Failure {
     fn from(e: jni::errors::Error) -> Self {
         Failure::Jni(e)
     }
-}
-
-/// Exception kinds, as `dev.proxyso.NativeBridge.exception` reads them.
-mod kind {
-    pub const NO_SUCH_LIBRARY: i32 = 0;
-    pub const LIBRARY_EXISTS: i32 = 1;
-    pub const LOAD: i32 = 2;
-    pub const PLUGIN_ERROR: i32 = 3;
-    pub const PLUGIN_PANIC: i32 = 4;
-    pub const UNKNOWN_METHOD: i32 = 5;
-    pub const ILLEGAL_ARGUMENT: i32 = 6;
-    pub const INTERNAL: i32 = 7;
-    pub const HANDLE_CLOSED: i32 = 8;
-    pub const OUTPUT_TOO_SMALL: i32 = 9;
-    pub const NO_PREVIOUS_VERSION: i32 = 10;
 }
 
 /// Runs `f`, turning a panic or an error into a Java exception and `default`.

@@ -17,6 +17,8 @@ use jni::sys::{jint, jlong};
 use super::entry::{Failure, run};
 use proxyso_core::log::{self, Level, Record};
 
+use super::contract;
+
 /// Records kept waiting at most; older ones are dropped first.
 const CAPACITY: usize = 4096;
 
@@ -111,7 +113,7 @@ fn deliver(env: &mut JNIEnv<'_>, record: &Record) -> Result<(), Failure> {
             "logged",
             "(IZLjava/lang/String;JLjava/lang/String;)V",
             &[
-                JValue::Int(record.level as i32),
+                JValue::Int(level_code(record.level)),
                 JValue::Bool(record.from_plugin.into()),
                 JValue::Object(&key),
                 JValue::Long(i64::try_from(record.generation).unwrap_or(i64::MAX)),
@@ -125,6 +127,16 @@ fn deliver(env: &mut JNIEnv<'_>, record: &Record) -> Result<(), Failure> {
         }
         Ok(())
     })
+}
+
+/// The level as `NativeBridge.logged` takes it.
+fn level_code(level: Level) -> i32 {
+    match level {
+        Level::Error => contract::log::ERROR,
+        Level::Warn => contract::log::WARN,
+        Level::Info => contract::log::INFO,
+        Level::Debug => contract::log::DEBUG,
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! into the matching Java exception; none of them holds state of its own.
 
 mod calls;
+mod contract;
 mod entry;
 mod handles;
 mod log;
@@ -18,6 +19,7 @@ use jni::JNIEnv;
 use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
 use jni::sys::{jboolean, jint, jlong, jobject, jobjectArray};
 
+use contract::{generation_stats, key_stats, option};
 use entry::{Failure, run};
 use handles::HandleTable;
 use proxyso_core::plugin::LoadOptions;
@@ -153,13 +155,6 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_rollback<'l>(
     })
 }
 
-/// `NativeBridge.OPTION_KEEP_MAPPED`.
-const OPTION_KEEP_MAPPED: jint = 1;
-/// `NativeBridge.OPTION_ALLOW_SIGNAL_HANDLERS`.
-const OPTION_ALLOW_SIGNAL_HANDLERS: jint = 2;
-/// `NativeBridge.OPTION_EXACT_TIMING`.
-const OPTION_EXACT_TIMING: jint = 4;
-
 /// The arguments `load` and `replace` share: key, path, config, option bits, the expected
 /// SHA-256 and how many previous versions to keep.
 type OpenArgs<'a, 'l> = (
@@ -193,7 +188,7 @@ fn open_version<'l>(
             })?)
         };
         let keep_versions = match keep_versions {
-            -1 => None,
+            contract::keep_versions::UNCHANGED => None,
             n => Some(usize::try_from(n).map_err(|_| {
                 Failure::IllegalArgument(format!(
                     "keepVersions must be 0 or more (or -1 for unchanged), not {n}"
@@ -202,12 +197,12 @@ fn open_version<'l>(
         };
         let options = LoadOptions {
             config: &config,
-            keep_mapped: options & OPTION_KEEP_MAPPED != 0,
-            allow_signal_handlers: options & OPTION_ALLOW_SIGNAL_HANDLERS != 0,
+            keep_mapped: options & option::KEEP_MAPPED != 0,
+            allow_signal_handlers: options & option::ALLOW_SIGNAL_HANDLERS != 0,
             sha256,
             keep_versions,
             keep_copy: false,
-            exact_timing: options & OPTION_EXACT_TIMING != 0,
+            exact_timing: options & option::EXACT_TIMING != 0,
         };
         Ok(count(op(registry(), &key, &path, &options)?))
     })
@@ -303,20 +298,17 @@ fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<
         let methods = string_array(env, &info.methods)?;
         let sha256 = env.new_string(hex(&info.sha256))?;
         let t = &info.totals;
-        let totals = long_array(
-            env,
-            &[
-                t.calls,
-                t.failed,
-                t.in_flight,
-                t.total_nanos,
-                t.max_nanos,
-                info.replacements,
-                info.rollbacks,
-                info.destroys_running,
-                info.slow_destroys,
-            ],
-        )?;
+        let mut totals = [0; key_stats::LEN];
+        totals[key_stats::CALLS] = t.calls;
+        totals[key_stats::FAILED] = t.failed;
+        totals[key_stats::IN_FLIGHT] = t.in_flight;
+        totals[key_stats::TOTAL_NANOS] = t.total_nanos;
+        totals[key_stats::MAX_NANOS] = t.max_nanos;
+        totals[key_stats::REPLACEMENTS] = info.replacements;
+        totals[key_stats::ROLLBACKS] = info.rollbacks;
+        totals[key_stats::DESTROYS_RUNNING] = info.destroys_running;
+        totals[key_stats::SLOW_DESTROYS] = info.slow_destroys;
+        let totals = long_array(env, &totals)?;
         let last_error = match &info.last_error {
             Some(message) => env.new_string(message)?.into(),
             None => JObject::null(),
@@ -326,15 +318,15 @@ fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<
             .iter()
             .flat_map(|g| {
                 let c = &g.counts;
-                [
-                    g.generation,
-                    c.calls,
-                    c.failed,
-                    c.in_flight,
-                    c.total_nanos,
-                    c.max_nanos,
-                    g.load_nanos,
-                ]
+                let mut figures = [0; generation_stats::LEN];
+                figures[generation_stats::GENERATION] = g.generation;
+                figures[generation_stats::CALLS] = c.calls;
+                figures[generation_stats::FAILED] = c.failed;
+                figures[generation_stats::IN_FLIGHT] = c.in_flight;
+                figures[generation_stats::TOTAL_NANOS] = c.total_nanos;
+                figures[generation_stats::MAX_NANOS] = c.max_nanos;
+                figures[generation_stats::LOAD_NANOS] = g.load_nanos;
+                figures
             })
             .collect();
         let generations = long_array(env, &per_generation)?;

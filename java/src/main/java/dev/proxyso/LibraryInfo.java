@@ -75,13 +75,11 @@ public final class LibraryInfo {
      * @param retiredVersions versions of the key destroyed and closed while it stayed loaded
      * @param pinnedVersions of those, the ones that stayed mapped although not kept on purpose
      * @param sha256 the serving version's SHA-256 digest, lower-case hex
-     * @param keyStats the key's totals: calls, failed calls, in flight, total call nanoseconds,
-     *     longest call nanoseconds, replacements, rollbacks, destroy hooks running, slow destroy
-     *     hooks
+     * @param keyStats the key's totals, each at its {@code NativeContract.KEY_STATS_} index
      * @param lastError the last failed call's, replace's or rollback's message, or {@code null}
-     * @param generations 7 longs a generation (generation, calls, failed calls, in flight, total
-     *     call nanoseconds, longest call nanoseconds, load nanoseconds), the serving one first,
-     *     then replaced ones still draining, newest first
+     * @param generations {@code NativeContract.GENERATION_STATS_LEN} longs a generation, each
+     *     figure at its {@code NativeContract.GENERATION_STATS_} index, the serving one first, then
+     *     replaced ones still draining, newest first
      * @param generationDigests the SHA-256 digest of each generation, in the same order
      * @param keepVersions how many previous versions the key keeps
      * @param previousGenerations the kept previous versions' generations, most recent first
@@ -106,11 +104,16 @@ public final class LibraryInfo {
         this.keptMapped = keptMapped;
         this.retiredVersions = retiredVersions;
         this.pinnedVersions = pinnedVersions;
-        this.destroysRunning = at(keyStats, 7);
-        this.slowDestroys = at(keyStats, 8);
+        this.destroysRunning = at(keyStats, NativeContract.KEY_STATS_DESTROYS_RUNNING);
+        this.slowDestroys = at(keyStats, NativeContract.KEY_STATS_SLOW_DESTROYS);
         this.sha256 = sha256;
-        this.stats = new CallStats(at(keyStats, 0), at(keyStats, 1), at(keyStats, 2),
-                at(keyStats, 3), at(keyStats, 4), at(keyStats, 5), at(keyStats, 6), lastError);
+        this.stats = new CallStats(at(keyStats, NativeContract.KEY_STATS_CALLS),
+                at(keyStats, NativeContract.KEY_STATS_FAILED),
+                at(keyStats, NativeContract.KEY_STATS_IN_FLIGHT),
+                at(keyStats, NativeContract.KEY_STATS_TOTAL_NANOS),
+                at(keyStats, NativeContract.KEY_STATS_MAX_NANOS),
+                at(keyStats, NativeContract.KEY_STATS_REPLACEMENTS),
+                at(keyStats, NativeContract.KEY_STATS_ROLLBACKS), lastError);
         this.generations = generationStats(generations, generationDigests);
         this.keepVersions = keepVersions;
         this.previousVersions = previousVersions(previousGenerations, previousPaths,
@@ -126,13 +129,18 @@ public final class LibraryInfo {
     }
 
     private static List<GenerationStats> generationStats(long[] values, String[] digests) {
-        int count = values == null ? 0 : values.length / 7;
+        int stride = NativeContract.GENERATION_STATS_LEN;
+        int count = values == null ? 0 : values.length / stride;
         List<GenerationStats> list = new ArrayList<GenerationStats>(count);
         for (int i = 0; i < count; i++) {
-            int at = 7 * i;
-            list.add(new GenerationStats(values[at], at(digests, i), values[at + 1],
-                    values[at + 2], values[at + 3], values[at + 4], values[at + 5],
-                    values[at + 6]));
+            int at = stride * i;
+            list.add(new GenerationStats(values[at + NativeContract.GENERATION_STATS_GENERATION],
+                    at(digests, i), values[at + NativeContract.GENERATION_STATS_CALLS],
+                    values[at + NativeContract.GENERATION_STATS_FAILED],
+                    values[at + NativeContract.GENERATION_STATS_IN_FLIGHT],
+                    values[at + NativeContract.GENERATION_STATS_TOTAL_NANOS],
+                    values[at + NativeContract.GENERATION_STATS_MAX_NANOS],
+                    values[at + NativeContract.GENERATION_STATS_LOAD_NANOS]));
         }
         return Collections.unmodifiableList(list);
     }

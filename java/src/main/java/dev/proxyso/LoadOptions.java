@@ -25,7 +25,7 @@ public final class LoadOptions {
     /** The most previous versions a key can keep for rollback. */
     public static final int MAX_KEEP_VERSIONS = 64;
     /** {@link #getKeepVersions()} when it was not set: the key's own setting stays. */
-    public static final int KEEP_VERSIONS_DEFAULT = NativeBridge.KEEP_VERSIONS_UNCHANGED;
+    public static final int KEEP_VERSIONS_DEFAULT = NativeContract.KEEP_VERSIONS_UNCHANGED;
     private static final LoadOptions DEFAULTS =
             new LoadOptions(NO_CONFIG, false, false, null, KEEP_VERSIONS_DEFAULT, false);
     private static final char[] HEX = "0123456789abcdef".toCharArray();
@@ -176,9 +176,9 @@ public final class LoadOptions {
 
     /** These options as {@link NativeBridge} option bits. */
     int bits() {
-        return (keepMapped ? NativeBridge.OPTION_KEEP_MAPPED : 0)
-                | (allowSignalHandlers ? NativeBridge.OPTION_ALLOW_SIGNAL_HANDLERS : 0)
-                | (exactTiming ? NativeBridge.OPTION_EXACT_TIMING : 0);
+        return (keepMapped ? NativeContract.OPTION_KEEP_MAPPED : 0)
+                | (allowSignalHandlers ? NativeContract.OPTION_ALLOW_SIGNAL_HANDLERS : 0)
+                | (exactTiming ? NativeContract.OPTION_EXACT_TIMING : 0);
     }
 
     @Override

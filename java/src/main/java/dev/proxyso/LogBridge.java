@@ -107,16 +107,16 @@ final class LogBridge {
     /** ERROR, WARN, INFO, DEBUG as SEVERE, WARNING, INFO, FINE; anything quieter as FINER. */
     static Level level(int level) {
         switch (level) {
-            case NativeBridge.LOG_ERROR:
+            case NativeContract.LOG_ERROR:
                 return Level.SEVERE;
-            case NativeBridge.LOG_WARN:
+            case NativeContract.LOG_WARN:
                 return Level.WARNING;
-            case NativeBridge.LOG_INFO:
+            case NativeContract.LOG_INFO:
                 return Level.INFO;
-            case NativeBridge.LOG_DEBUG:
+            case NativeContract.LOG_DEBUG:
                 return Level.FINE;
             default:
-                return level < NativeBridge.LOG_ERROR ? Level.SEVERE : Level.FINER;
+                return level < NativeContract.LOG_ERROR ? Level.SEVERE : Level.FINER;
         }
     }
 

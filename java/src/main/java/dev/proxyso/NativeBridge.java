@@ -20,62 +20,8 @@ import java.nio.ByteBuffer;
  * ({@link #HANDLE_CLOSED}), never another handle's library.
  */
 final class NativeBridge {
-    /** {@link NoSuchLibraryException}: the key is not loaded. */
-    static final int NO_SUCH_LIBRARY = 0;
-    /** {@link LibraryExistsException}: {@code load} of a key that is already loaded. */
-    static final int LIBRARY_EXISTS = 1;
-    /** {@link LibraryLoadException}: open, symbol, ABI or init failure; {@code path} is set. */
-    static final int LOAD = 2;
-    /** {@link PluginException}, not a panic: {@code method} and {@code code} are set. */
-    static final int PLUGIN_ERROR = 3;
-    /** {@link PluginException} for a caught panic: {@code method} and {@code code} are set. */
-    static final int PLUGIN_PANIC = 4;
-    /** {@link UnknownMethodException}: {@code method} is set. */
-    static final int UNKNOWN_METHOD = 5;
-    /** {@link IllegalArgumentException}, for example an empty key. */
-    static final int ILLEGAL_ARGUMENT = 6;
-    /** {@link ProxySoInternalError}: a bug inside the proxy. */
-    static final int INTERNAL = 7;
-    /** {@link IllegalStateException}: a handle id that was closed or never existed. */
-    static final int HANDLE_CLOSED = 8;
-    /**
-     * {@link OutputTooSmallException}: the output buffer of {@link #callDirect} is too small;
-     * {@code method} is set and {@code code} is the least number of output bytes the plugin asked
-     * for, saturated at {@link Integer#MAX_VALUE}.
-     */
-    static final int OUTPUT_TOO_SMALL = 9;
-    /** {@link NoPreviousVersionException}: {@link #rollback(String)} found no kept version. */
-    static final int NO_PREVIOUS_VERSION = 10;
-
-    /** Log level of {@link #logged}: an error ({@code PROXYSO_LOG_ERROR}). */
-    static final int LOG_ERROR = 1;
-    /** Log level of {@link #logged}: a warning ({@code PROXYSO_LOG_WARN}). */
-    static final int LOG_WARN = 2;
-    /** Log level of {@link #logged}: information ({@code PROXYSO_LOG_INFO}). */
-    static final int LOG_INFO = 3;
-    /** Log level of {@link #logged}: detail ({@code PROXYSO_LOG_DEBUG}). */
-    static final int LOG_DEBUG = 4;
-
-    /** {@code keepVersions} of {@link #load} and {@link #replace}: leave the key's number as is. */
-    static final int KEEP_VERSIONS_UNCHANGED = -1;
-
-    /**
-     * Option bit of {@link #load} and {@link #replace}: keep every retired version of this load
-     * mapped for the life of the process ({@code RTLD_NODELETE}); see
-     * {@link LoadOptions#isKeepMapped()}.
-     */
-    static final int OPTION_KEEP_MAPPED = 1;
-    /**
-     * Option bit of {@link #load} and {@link #replace}: keep, and only log, a signal handler the
-     * plugin changed during load and init; see {@link LoadOptions#isAllowSignalHandlers()}.
-     */
-    static final int OPTION_ALLOW_SIGNAL_HANDLERS = 2;
-
-    /**
-     * Option bit of {@link #load} and {@link #replace}: time every call of this version for its
-     * statistics, not a sample of the short ones.
-     */
-    static final int OPTION_EXACT_TIMING = 4;
+    // The exception kinds, log levels and option bits this class exchanges with native code
+    // are in NativeContract, generated from the Rust side.
 
     private NativeBridge() {
     }
@@ -267,11 +213,11 @@ final class NativeBridge {
      * Builds the exception that a native method is about to throw. Called by native code only; it
      * never throws (a failure to build the exception returns the failure itself).
      *
-     * @param kind one of the kind constants of this class
+     * @param kind one of the {@code KIND_} constants of {@link NativeContract}
      * @param key the key, or {@code null}
      * @param path the plugin path, or {@code null}
      * @param method the method name, or {@code null}
-     * @param code the plugin's error code, the output size asked for ({@link #OUTPUT_TOO_SMALL}),
+     * @param code the plugin's error code, the output size asked for ({@link NativeContract#KIND_OUTPUT_TOO_SMALL}),
      *     or 0
      * @param message the complete message
      * @return the exception to throw
@@ -281,27 +227,27 @@ final class NativeBridge {
         try {
             String text = message != null ? message : defaultMessage(kind, key, path, method, code);
             switch (kind) {
-                case NO_SUCH_LIBRARY:
+                case NativeContract.KIND_NO_SUCH_LIBRARY:
                     return new NoSuchLibraryException(text, key);
-                case LIBRARY_EXISTS:
+                case NativeContract.KIND_LIBRARY_EXISTS:
                     return new LibraryExistsException(text, key);
-                case LOAD:
+                case NativeContract.KIND_LOAD:
                     return new LibraryLoadException(text, key, path);
-                case PLUGIN_ERROR:
+                case NativeContract.KIND_PLUGIN_ERROR:
                     return new PluginException(text, key, method, code, false);
-                case PLUGIN_PANIC:
+                case NativeContract.KIND_PLUGIN_PANIC:
                     return new PluginException(text, key, method, code, true);
-                case UNKNOWN_METHOD:
+                case NativeContract.KIND_UNKNOWN_METHOD:
                     return new UnknownMethodException(text, key, method);
-                case ILLEGAL_ARGUMENT:
+                case NativeContract.KIND_ILLEGAL_ARGUMENT:
                     return new IllegalArgumentException(text);
-                case INTERNAL:
+                case NativeContract.KIND_INTERNAL:
                     return new ProxySoInternalError(text);
-                case HANDLE_CLOSED:
+                case NativeContract.KIND_HANDLE_CLOSED:
                     return new IllegalStateException(text);
-                case OUTPUT_TOO_SMALL:
+                case NativeContract.KIND_OUTPUT_TOO_SMALL:
                     return new OutputTooSmallException(text, key, method, code);
-                case NO_PREVIOUS_VERSION:
+                case NativeContract.KIND_NO_PREVIOUS_VERSION:
                     return new NoPreviousVersionException(text, key);
                 default:
                     return new ProxySoInternalError("unknown exception kind " + kind + ": " + text);

@@ -239,29 +239,29 @@ public class ApiContractTest {
 
     @Test
     public void nativeExceptionKindsMapToTheirClasses() {
-        Throwable t = NativeBridge.exception(NativeBridge.NO_SUCH_LIBRARY, "k", null, null, 0, "m0");
+        Throwable t = NativeBridge.exception(NativeContract.KIND_NO_SUCH_LIBRARY, "k", null, null, 0, "m0");
         assertEquals(NoSuchLibraryException.class, t.getClass());
         assertEquals("k", ((ProxySoException) t).getKey());
         assertEquals("m0", t.getMessage());
-        t = NativeBridge.exception(NativeBridge.LIBRARY_EXISTS, "k", null, null, 0, "m1");
+        t = NativeBridge.exception(NativeContract.KIND_LIBRARY_EXISTS, "k", null, null, 0, "m1");
         assertEquals(LibraryExistsException.class, t.getClass());
-        t = NativeBridge.exception(NativeBridge.LOAD, "k", "/p.so", null, 0, "m2");
+        t = NativeBridge.exception(NativeContract.KIND_LOAD, "k", "/p.so", null, 0, "m2");
         assertEquals(LibraryLoadException.class, t.getClass());
         assertEquals("/p.so", ((LibraryLoadException) t).getPath());
-        t = NativeBridge.exception(NativeBridge.PLUGIN_ERROR, "k", null, "meth", 42, "m3");
+        t = NativeBridge.exception(NativeContract.KIND_PLUGIN_ERROR, "k", null, "meth", 42, "m3");
         PluginException error = (PluginException) t;
         assertEquals("meth", error.getMethod());
         assertEquals(42, error.getCode());
         assertFalse(error.isPanic());
-        t = NativeBridge.exception(NativeBridge.PLUGIN_PANIC, "k", null, "meth", 3, "m4");
+        t = NativeBridge.exception(NativeContract.KIND_PLUGIN_PANIC, "k", null, "meth", 3, "m4");
         assertTrue(((PluginException) t).isPanic());
-        t = NativeBridge.exception(NativeBridge.UNKNOWN_METHOD, "k", null, "meth", 0, "m5");
+        t = NativeBridge.exception(NativeContract.KIND_UNKNOWN_METHOD, "k", null, "meth", 0, "m5");
         assertEquals("meth", ((UnknownMethodException) t).getMethod());
-        t = NativeBridge.exception(NativeBridge.ILLEGAL_ARGUMENT, null, null, null, 0, "m6");
+        t = NativeBridge.exception(NativeContract.KIND_ILLEGAL_ARGUMENT, null, null, null, 0, "m6");
         assertEquals(IllegalArgumentException.class, t.getClass());
-        t = NativeBridge.exception(NativeBridge.INTERNAL, null, null, null, 0, "m7");
+        t = NativeBridge.exception(NativeContract.KIND_INTERNAL, null, null, null, 0, "m7");
         assertEquals(ProxySoInternalError.class, t.getClass());
-        t = NativeBridge.exception(NativeBridge.NO_PREVIOUS_VERSION, "k", null, null, 0, "m10");
+        t = NativeBridge.exception(NativeContract.KIND_NO_PREVIOUS_VERSION, "k", null, null, 0, "m10");
         assertEquals(NoPreviousVersionException.class, t.getClass());
         assertEquals("k", ((ProxySoException) t).getKey());
         assertEquals("m10", t.getMessage());

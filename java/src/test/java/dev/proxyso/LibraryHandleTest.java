@@ -291,10 +291,10 @@ public class LibraryHandleTest {
 
     @Test
     public void handleClosedAndOutputTooSmallKindsMapToTheirClasses() {
-        Throwable t = NativeBridge.exception(NativeBridge.HANDLE_CLOSED, null, null, null, 0, "m8");
+        Throwable t = NativeBridge.exception(NativeContract.KIND_HANDLE_CLOSED, null, null, null, 0, "m8");
         assertEquals(IllegalStateException.class, t.getClass());
         assertEquals("m8", t.getMessage());
-        t = NativeBridge.exception(NativeBridge.OUTPUT_TOO_SMALL, "k", null, "meth", 103, "m9");
+        t = NativeBridge.exception(NativeContract.KIND_OUTPUT_TOO_SMALL, "k", null, "meth", 103, "m9");
         assertEquals(OutputTooSmallException.class, t.getClass());
         OutputTooSmallException small = (OutputTooSmallException) t;
         assertEquals("k", small.getKey());

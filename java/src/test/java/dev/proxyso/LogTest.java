@@ -191,14 +191,14 @@ public class LogTest {
         Level saved = proxyLogger.getLevel();
         proxyLogger.setLevel(Level.ALL);
         try {
-            NativeBridge.logged(NativeBridge.LOG_ERROR, false, key, 7, "error text");
-            NativeBridge.logged(NativeBridge.LOG_WARN, true, key, 7, "warn text");
-            NativeBridge.logged(NativeBridge.LOG_INFO, false, key, 0, "info text");
-            NativeBridge.logged(NativeBridge.LOG_DEBUG, true, key, 8, "debug text");
+            NativeBridge.logged(NativeContract.LOG_ERROR, false, key, 7, "error text");
+            NativeBridge.logged(NativeContract.LOG_WARN, true, key, 7, "warn text");
+            NativeBridge.logged(NativeContract.LOG_INFO, false, key, 0, "info text");
+            NativeBridge.logged(NativeContract.LOG_DEBUG, true, key, 8, "debug text");
             NativeBridge.logged(99, false, key, 9, "odd level");
-            NativeBridge.logged(NativeBridge.LOG_INFO, false, null, 0, "about no key " + key);
-            NativeBridge.logged(NativeBridge.LOG_INFO, true, key, 10, null);
-            NativeBridge.logged(NativeBridge.LOG_INFO, false, key, 11, "braces {0} {1} 'q' {x}");
+            NativeBridge.logged(NativeContract.LOG_INFO, false, null, 0, "about no key " + key);
+            NativeBridge.logged(NativeContract.LOG_INFO, true, key, 10, null);
+            NativeBridge.logged(NativeContract.LOG_INFO, false, key, 11, "braces {0} {1} 'q' {x}");
         } finally {
             proxyLogger.setLevel(saved);
         }
@@ -246,7 +246,7 @@ public class LogTest {
         plugin.addHandler(throwing);
         try {
             // Returns normally: logged() is what native code calls, and it must never throw.
-            NativeBridge.logged(NativeBridge.LOG_ERROR, true, key, 1, "to a broken handler");
+            NativeBridge.logged(NativeContract.LOG_ERROR, true, key, 1, "to a broken handler");
         } finally {
             plugin.removeHandler(throwing);
         }
