@@ -7,25 +7,16 @@ import java.util.Arrays;
  * {@link LibraryInfo}. {@link LibraryInfo#getGenerations()} lists the serving version and the
  * replaced versions whose calls are still running.
  */
-public final class GenerationStats {
+public final class GenerationStats extends CallFigures {
     private final long generation;
     private final String sha256;
-    private final long calls;
-    private final long failedCalls;
-    private final long inFlight;
-    private final long totalCallNanos;
-    private final long maxCallNanos;
     private final long loadNanos;
 
     GenerationStats(long generation, String sha256, long calls, long failedCalls, long inFlight,
             long totalCallNanos, long maxCallNanos, long loadNanos) {
+        super(calls, failedCalls, inFlight, totalCallNanos, maxCallNanos);
         this.generation = generation;
         this.sha256 = sha256;
-        this.calls = calls;
-        this.failedCalls = failedCalls;
-        this.inFlight = inFlight;
-        this.totalCallNanos = totalCallNanos;
-        this.maxCallNanos = maxCallNanos;
         this.loadNanos = loadNanos;
     }
 
@@ -48,53 +39,6 @@ public final class GenerationStats {
     }
 
     /**
-     * Returns how many calls of this version returned, successful or not.
-     *
-     * @return the number of calls that returned
-     */
-    public long getCalls() {
-        return calls;
-    }
-
-    /**
-     * Returns how many of this version's calls failed.
-     *
-     * @return the number of failed calls
-     */
-    public long getFailedCalls() {
-        return failedCalls;
-    }
-
-    /**
-     * Returns how many calls were running in this version when the snapshot was taken.
-     *
-     * @return the number of calls in flight
-     */
-    public long getInFlight() {
-        return inFlight;
-    }
-
-    /**
-     * Returns the time this version's calls spent in the plugin together; an estimate while
-     * calls are shorter than a few microseconds, as {@link CallStats#getTotalCallNanos()} says.
-     *
-     * @return the total call time in nanoseconds
-     */
-    public long getTotalCallNanos() {
-        return totalCallNanos;
-    }
-
-    /**
-     * Returns the longest time one call spent in this version, of the calls timed (see
-     * {@link CallStats#getMaxCallNanos()}).
-     *
-     * @return the longest call time in nanoseconds; 0 before the first call
-     */
-    public long getMaxCallNanos() {
-        return maxCallNanos;
-    }
-
-    /**
      * Returns how long loading this version took: the private copy, the checks, {@code dlopen}
      * and the plugin's {@code init}.
      *
@@ -114,32 +58,22 @@ public final class GenerationStats {
         }
         GenerationStats that = (GenerationStats) other;
         return generation == that.generation
-                && calls == that.calls
-                && failedCalls == that.failedCalls
-                && inFlight == that.inFlight
-                && totalCallNanos == that.totalCallNanos
-                && maxCallNanos == that.maxCallNanos
+                && sameCalls(that)
                 && loadNanos == that.loadNanos
                 && (sha256 == null ? that.sha256 == null : sha256.equals(that.sha256));
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(new Object[] {
-            generation, sha256, calls, failedCalls, inFlight, totalCallNanos, maxCallNanos,
-            loadNanos,
-        });
+        return 31 * Arrays.hashCode(callValues())
+                + Arrays.hashCode(new Object[] {generation, sha256, loadNanos});
     }
 
     @Override
     public String toString() {
         return "GenerationStats{generation=" + generation
                 + ", sha256=" + sha256
-                + ", calls=" + calls
-                + ", failedCalls=" + failedCalls
-                + ", inFlight=" + inFlight
-                + ", totalCallNanos=" + totalCallNanos
-                + ", maxCallNanos=" + maxCallNanos
+                + ", " + callText()
                 + ", loadNanos=" + loadNanos
                 + "}";
     }
