@@ -287,6 +287,12 @@ impl HostServices {
     pub fn set_generation(&self, generation: u64) {
         self.tag.generation.store(generation, Ordering::Relaxed);
     }
+
+    /// Emits one of the proxy's own events about this version, tagged as its log lines are.
+    pub fn event(&self, level: log::Level, message: String) {
+        let generation = self.tag.generation.load(Ordering::Relaxed);
+        log::event(level, &self.tag.key, generation, message);
+    }
 }
 
 /// `proxyso_host.log`: hands one line to the log sink, tagged with key and generation.

@@ -10,6 +10,8 @@
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
+//! - `landing`: the C++ frame every call into plugin code goes through, which catches a C++
+//!   exception the plugin lets escape;
 //! - `signals`: keeps the host's signal handlers the host's while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
 #![deny(missing_docs)]
@@ -18,6 +20,7 @@ pub mod elf;
 pub mod error;
 pub mod history;
 pub mod host;
+pub mod landing;
 pub mod log;
 pub mod plugin;
 pub mod registry;
