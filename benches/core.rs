@@ -1,13 +1,19 @@
 //! Criterion benchmarks of the pure Rust core: the call path (by key, by handle, into a fixed
-//! buffer) for several payload sizes, and a replacement. No JVM: this is the proxy's own cost.
+//! buffer) for several payload sizes, a replacement, and the landing pad's own cost (one
+//! plugin method called directly and through the C++ frame that catches escaping exceptions).
+//! No JVM: this is the proxy's own cost.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::ffi::c_void;
 use std::hint::black_box;
+use std::ptr;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use proxyso_core::host::FixedOutput;
+use proxyso_abi as abi;
+use proxyso_core::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf};
+use proxyso_core::landing;
 
 const SIZES: [usize; 5] = [0, 64, 4 << 10, 64 << 10, 1 << 20];
 
@@ -60,5 +66,75 @@ fn replace(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, calls, replace);
+/// A C++ plugin's default method (`libfx_throws.so`'s "echo", which does next to nothing) with
+/// no input, called straight through its function pointer and through the landing pad, in the
+/// same run: the difference is the pad's cost.
+fn landing_pad(c: &mut Criterion) {
+    let p = common::plugins();
+    // SAFETY: the fixture has no initialisers of its own; it is closed at the end of this
+    // function, after its `destroy`.
+    let library = unsafe { libloading::Library::new(p.native("libfx_throws.so")) }.unwrap();
+    // SAFETY: looked up as a data address; the fixture's descriptor is static and checked by
+    // the proxy's own tests.
+    let descriptor = unsafe { library.get::<*const abi::Descriptor>(abi::DESCRIPTOR_SYMBOL) }
+        .map(|symbol| *symbol)
+        .unwrap();
+    // SAFETY: the fixture exports a valid version-1 descriptor that lives as long as `library`.
+    let descriptor = unsafe { &*descriptor };
+    // SAFETY: `methods` holds `method_count` (5) entries; the first is "echo".
+    let call = unsafe { (*descriptor.methods).call }.unwrap();
+    let host = HostServices::new("bench".into(), 0);
+    let mut context: *mut c_void = ptr::null_mut();
+    let mut error = ErrorSlot::default();
+    let config = [0u8; 1];
+    // SAFETY: what the header requires of `init`; `host` outlives `destroy` below.
+    let status = unsafe {
+        (descriptor.init.unwrap())(
+            host.as_raw(),
+            config.as_ptr(),
+            0,
+            &mut context,
+            error.as_raw(),
+        )
+    };
+    assert_eq!(status, abi::OK);
+    let input = [0u8; 1];
+    let mut out = Vec::new();
+    let mut group = c.benchmark_group("plugin method");
+    group.bench_function("direct", |b| {
+        b.iter(|| {
+            let mut output = OutputBuf::new(&mut out, 0);
+            let mut error = ErrorSlot::default();
+            // SAFETY: a method call as the header requires it: context from `init`, a readable
+            // empty input, the host's live output and error structs.
+            let status =
+                unsafe { call(context, input.as_ptr(), 0, output.as_raw(), error.as_raw()) };
+            (status, output.finish())
+        });
+    });
+    group.bench_function("through the landing pad", |b| {
+        b.iter(|| {
+            let mut output = OutputBuf::new(&mut out, 0);
+            let mut error = ErrorSlot::default();
+            // SAFETY: as above.
+            let status = unsafe {
+                landing::method(
+                    call,
+                    context,
+                    input.as_ptr(),
+                    0,
+                    output.as_raw(),
+                    error.as_raw(),
+                )
+            };
+            (status, output.finish())
+        });
+    });
+    group.finish();
+    // SAFETY: no call runs any more; the context is the one `init` returned.
+    unsafe { (descriptor.destroy.unwrap())(context) };
+    drop(library);
+}
+
+criterion_group!(benches, calls, replace, landing_pad);
 criterion_main!(benches);

@@ -48,8 +48,20 @@
  *     `error->set` with its own code and message; both reach Java in a PluginException (or, from
  *     `init`, a LibraryLoadException). PROXYSO_PANIC says the plugin caught a panic or an
  *     exception of its own; the host treats it like an error and keeps the version serving.
- *   - Nothing may unwind out of a plugin function: catch C++ exceptions (`catch (...)`) and Rust
- *     panics (`catch_unwind`, which the Rust SDK does for you) and report them instead.
+ *   - Catch your own C++ exceptions (`catch (...)`) and Rust panics (`catch_unwind`, which the
+ *     Rust SDK does for you) and report them: only the plugin can choose the code and message
+ *     and leave its context in a state fit for the next call.
+ *   - In process, a C++ exception that escapes a plugin function anyway is caught by the host
+ *     and reported, not left to abort the process. From a method it is a failure like
+ *     PROXYSO_PANIC (code 0; Java gets a PluginException whose isPanic() is true and whose
+ *     message ends "C++ exception: <what()>", or "C++ exception: unknown C++ exception (of type
+ *     T)" for one not derived from std::exception; what() is cut at 1024 bytes) and the version
+ *     keeps serving, with its context in whatever state the exception left it. From `init` the
+ *     load fails the same way (a LibraryLoadException; `destroy` is not called and nothing stays
+ *     loaded). From `destroy` it is logged as an error naming the key and generation, and the
+ *     library is closed all the same. Thread cancellation (abi::__forced_unwind) is not caught.
+ *     A Rust panic that leaves an extern "C" function aborts the process in the plugin itself,
+ *     before the host sees it.
  *
  * Building
  *   - C++ plugins: compile with -fno-gnu-unique, or a template static or inline variable becomes

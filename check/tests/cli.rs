@@ -513,3 +513,37 @@ fn usage_errors_exit_with_2() {
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
+
+#[test]
+fn a_cpp_exception_escaping_the_plugin_is_a_fail_line_not_a_crash() {
+    let throws = native("libfx_throws.so");
+    let run = check_plugin(&throws, &["--config-text", "init-throws", "--call"]);
+    run.exits_with(1);
+    run.expect(
+        "init",
+        "FAIL",
+        &[
+            "init of plugin fx-throws 1 panicked: C++ exception: init boom",
+            "the text \"init-throws\"",
+        ],
+    );
+    run.expect("call", "--", &[]);
+    run.expect("unload", "--", &[]);
+
+    let run = check_plugin(&throws, &["--call", "throw", "--input-text", "x"]);
+    run.exits_with(1);
+    run.expect("init", "ok", &[]);
+    run.expect("call", "FAIL", &["'throw' panicked: C++ exception: boom"]);
+    // The version that threw still unloads completely.
+    run.expect("unload", "ok", &["dlclose unloaded the library"]);
+
+    let report = check_plugin(&throws, &["--call", "throw-int", "--json"])
+        .exits_with(1)
+        .json();
+    assert_eq!(report["call"]["error"]["panicked"], true);
+    assert_eq!(report["call"]["error"]["code"], 0);
+    assert_eq!(
+        report["call"]["error"]["message"],
+        "C++ exception: unknown C++ exception (of type int)"
+    );
+}

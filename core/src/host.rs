@@ -324,6 +324,13 @@ impl HostServices {
             .store(generation, Ordering::Relaxed);
     }
 
+    /// Emits one of the proxy's own events about this version, tagged as its log lines are.
+    pub fn event(&self, level: log::Level, message: String) {
+        let tag = &self.shared().tag;
+        let generation = tag.generation.load(Ordering::Relaxed);
+        log::event(level, &tag.key, generation, message);
+    }
+
     /// For a version kept mapped whose `destroy` returned: drops its later log lines, and keeps
     /// the struct valid for the life of the process, for the threads the plugin left running.
     pub fn outlive(&mut self) {

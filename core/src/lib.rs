@@ -10,6 +10,8 @@
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
+//! - `landing`: the C++ frame every call into plugin code goes through, which catches a C++
+//!   exception the plugin lets escape;
 //! - `signals`: keeps every signal handler as it was while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped;
 //! - `mappings`: refuses a load that would leave the process short of memory mappings;
@@ -20,6 +22,7 @@ pub mod elf;
 pub mod error;
 pub mod history;
 pub mod host;
+pub mod landing;
 pub mod log;
 pub mod mappings;
 pub mod plugin;

@@ -14,6 +14,7 @@ use proxyso_abi as abi;
 
 use crate::error::LoadError;
 use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
+use crate::landing::{self, Thrown};
 use crate::log;
 use crate::signals;
 use crate::snapshot::{self, Digest, KeptCopy, Snapshot, SnapshotDir};
@@ -28,7 +29,8 @@ pub struct CallFailure {
     pub code: i32,
     /// The plugin's message.
     pub message: String,
-    /// True when the plugin reported a caught panic or exception.
+    /// True when the plugin reported a caught panic or exception, or let a C++ exception
+    /// escape (then `message` is "C++ exception: <what>").
     pub panicked: bool,
 }
 
@@ -291,7 +293,18 @@ impl Plugin {
         if let Some(destroy) = self.destroy.take() {
             // SAFETY: `destroy` belongs to the still-open library; it runs once, after every
             // call has returned (a `Plugin` is closed only when no one can call it).
-            unsafe { destroy(self.context) };
+            let destroyed = unsafe { landing::destroy(destroy, self.context) };
+            if let Err(thrown) = destroyed {
+                // Retirement goes on: the version is out of service and no call can reach it.
+                self._host.event(
+                    log::Level::Error,
+                    format!(
+                        "destroy of plugin {} {} failed: {thrown}; the version is retired and \
+                         its library closed anyway",
+                        self.name, self.version
+                    ),
+                );
+            }
         }
         if self.kept_mapped() {
             // A thread the plugin left running (the reason to keep a version mapped) may still
@@ -359,8 +372,9 @@ impl Plugin {
         // SAFETY: `call` comes from the checked method table of a library that stays open while
         // `self` lives; the input, output and error pointers are valid for the whole call, and
         // the serialisation the plugin asked for is held.
-        let status = unsafe {
-            (method.call)(
+        let landed = unsafe {
+            landing::method(
+                method.call,
                 self.context,
                 non_null(input),
                 input.len(),
@@ -368,7 +382,7 @@ impl Plugin {
                 error.as_raw(),
             )
         };
-        match failure(status, error.into_reported()) {
+        match failure(landed, error.into_reported()) {
             Some(failure) => Err(failure),
             None => Ok(()),
         }
@@ -394,6 +408,16 @@ impl CallFailure {
             code: 0,
             message,
             panicked: false,
+        }
+    }
+
+    /// A C++ exception that escaped the plugin, caught by the landing pad.
+    #[cold]
+    fn thrown(thrown: Thrown) -> CallFailure {
+        CallFailure {
+            code: 0,
+            message: thrown.to_string(),
+            panicked: true,
         }
     }
 }
@@ -579,8 +603,9 @@ fn open_snapshot(
         // SAFETY: `init` comes from a checked descriptor; every pointer passed is valid for the
         // call (`config` is never null, as the header promises), and the host services live
         // in `plugin` until after `destroy`.
-        let status = unsafe {
-            init(
+        let landed = unsafe {
+            landing::init(
+                init,
                 plugin._host.as_raw(),
                 non_null(options.config),
                 options.config.len(),
@@ -588,7 +613,7 @@ fn open_snapshot(
                 error.as_raw(),
             )
         };
-        if let Some(failure) = failure(status, error.into_reported()) {
+        if let Some(failure) = failure(landed, error.into_reported()) {
             return Err(LoadError::Init {
                 plugin: format!("{} {}", plugin.name, plugin.version),
                 code: failure.code,
@@ -678,11 +703,17 @@ unsafe fn text(ptr: *const c_char, field: &str) -> Result<String, LoadError> {
     Ok(s.to_owned())
 }
 
-/// Turns a plugin's status and report into a failure, or `None` for success.
-fn failure(status: abi::Status, reported: Reported) -> Option<CallFailure> {
-    if status == abi::OK {
-        return None;
-    }
+/// Turns a plugin's status and report, or the C++ exception it let escape, into a failure, or
+/// `None` for success.
+///
+/// An escaped exception counts as a caught panic (`panicked`, code 0) whose message is
+/// "C++ exception: <what>"; what the plugin may have recorded before it threw is dropped.
+fn failure(landed: Result<abi::Status, Thrown>, reported: Reported) -> Option<CallFailure> {
+    let status = match landed {
+        Ok(abi::OK) => return None,
+        Ok(status) => status,
+        Err(thrown) => return Some(CallFailure::thrown(thrown)),
+    };
     let message = reported
         .message
         .unwrap_or_else(|| "(the plugin gave no message)".to_owned());

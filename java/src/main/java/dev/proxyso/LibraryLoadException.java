@@ -3,8 +3,8 @@ package dev.proxyso;
 /**
  * Thrown by {@code load} or {@code replace} when a library cannot be loaded: the file cannot be
  * read or opened, the descriptor symbol is missing or invalid, the ABI version differs, a symbol
- * cannot be resolved, or the plugin's {@code init} failed or panicked. Nothing changed: on a failed
- * {@code replace} the previous version keeps serving.
+ * cannot be resolved, or the plugin's {@code init} failed, panicked or let a C++ exception escape.
+ * Nothing changed: on a failed {@code replace} the previous version keeps serving.
  */
 public class LibraryLoadException extends ProxySoException {
     private static final long serialVersionUID = 1L;

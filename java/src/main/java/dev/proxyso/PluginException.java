@@ -2,7 +2,9 @@ package dev.proxyso;
 
 /**
  * Thrown by {@code call} when the plugin method reported an error, or caught a panic or exception
- * of its own. The plugin keeps serving: the next call runs normally.
+ * of its own, or let a C++ exception escape, which the host caught (then {@link #isPanic()} is
+ * {@code true}, the code is 0 and the message ends with {@code "C++ exception: "} and the
+ * exception's {@code what()}). The plugin keeps serving: the next call runs normally.
  */
 public class PluginException extends ProxySoException {
     private static final long serialVersionUID = 1L;
@@ -50,7 +52,8 @@ public class PluginException extends ProxySoException {
 
     /**
      * Tells whether the plugin caught a panic (Rust) or an exception (C++) rather than reporting an
-     * ordinary error.
+     * ordinary error, or let a C++ exception escape that the host caught (its message then ends
+     * with {@code "C++ exception: "} and the exception's {@code what()}).
      *
      * @return {@code true} for a caught panic or exception
      */
