@@ -10,9 +10,11 @@
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
 //! - `signals`: keeps the JVM's signal handlers the JVM's while plugin code loads;
-//! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped.
+//! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped;
+//! - `preflight` and `child`: that copy `dlopen`ed in a child process first, when a load asks.
 #![deny(missing_docs)]
 
+pub mod child;
 pub mod elf;
 pub mod error;
 pub mod history;
@@ -21,6 +23,7 @@ mod jni;
 pub mod log;
 pub mod maps;
 pub mod plugin;
+pub mod preflight;
 pub mod registry;
 pub mod retire;
 pub mod signals;

@@ -14,6 +14,7 @@ use proxyso_abi as abi;
 use crate::error::LoadError;
 use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
 use crate::log;
+use crate::preflight;
 use crate::signals;
 use crate::snapshot::{self, Digest, KeptCopy, Snapshot, SnapshotDir};
 
@@ -82,6 +83,11 @@ pub struct LoadOptions<'a> {
     /// Time every call for the statistics, not a sample of calls shorter than 2 us. Read by
     /// the registry.
     pub exact_timing: bool,
+    /// `dlopen` the snapshot in a child process (`worker`) before this process opens it; see
+    /// `preflight`.
+    pub preflight: bool,
+    /// The `proxyso-worker` executable a pre-flight runs; without one, a pre-flight fails.
+    pub worker: Option<&'a Path>,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -136,6 +142,9 @@ impl Plugin {
         generation: u64,
     ) -> Result<Plugin, LoadError> {
         let snapshot = snapshots.take(source, options.sha256.as_ref())?;
+        if options.preflight {
+            preflight::check(options.worker, &snapshot, source)?;
+        }
         let kept_copy = if options.keep_copy {
             Some(snapshots.keep(&snapshot)?)
         } else {

@@ -11,7 +11,7 @@ mod strings;
 
 use std::env;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jni::JNIEnv;
@@ -58,6 +58,28 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
     run(&mut env, (), |env| {
         let dir: String = env.get_string(&snapshot_dir)?.into();
         registry().set_snapshot_dir(PathBuf::from(dir));
+        Ok(())
+    })
+}
+
+/// The `proxyso-worker` executable that pre-flight loads run, set by `NativeBridge.setWorker`.
+static WORKER: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// `NativeBridge.setWorker(String path)`: `null` for none.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_setWorker<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    path: JString<'l>,
+) {
+    run(&mut env, (), |env| {
+        let worker = if path.is_null() {
+            None
+        } else {
+            let path: String = env.get_string(&path)?.into();
+            Some(PathBuf::from(path))
+        };
+        *WORKER.write().unwrap_or_else(PoisonError::into_inner) = worker;
         Ok(())
     })
 }
@@ -123,6 +145,8 @@ const OPTION_KEEP_MAPPED: jint = 1;
 const OPTION_ALLOW_SIGNAL_HANDLERS: jint = 2;
 /// `NativeBridge.OPTION_EXACT_TIMING`.
 const OPTION_EXACT_TIMING: jint = 4;
+/// `NativeBridge.OPTION_PREFLIGHT`.
+const OPTION_PREFLIGHT: jint = 8;
 
 /// The arguments `load` and `replace` share: key, path, config, option bits, the expected
 /// SHA-256 and how many previous versions to keep.
@@ -164,6 +188,10 @@ fn open_version<'l>(
                 ))
             })?),
         };
+        let worker = WORKER
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let options = LoadOptions {
             config: &config,
             keep_mapped: options & OPTION_KEEP_MAPPED != 0,
@@ -172,6 +200,8 @@ fn open_version<'l>(
             keep_versions,
             keep_copy: false,
             exact_timing: options & OPTION_EXACT_TIMING != 0,
+            preflight: options & OPTION_PREFLIGHT != 0,
+            worker: worker.as_deref(),
         };
         Ok(count(op(registry(), &key, &path, &options)?))
     })
