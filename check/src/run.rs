@@ -51,7 +51,8 @@ fn failed_stage(error: &LoadError) -> Stage {
         | LoadError::Digest { .. }
         | LoadError::Snapshot { .. } => Stage::File,
         // Also the rare failure to mark an allowed version RTLD_NODELETE: a dlopen as well.
-        LoadError::Open(_) => Stage::Link,
+        // A pre-flight (which the checker never asks for) is a dlopen in a child process.
+        LoadError::Open(_) | LoadError::Preflight(_) => Stage::Link,
         LoadError::NoDescriptor(_)
         | LoadError::AbiMismatch { .. }
         | LoadError::BadDescriptor(_) => Stage::Descriptor,

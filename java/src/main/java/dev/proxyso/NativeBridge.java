@@ -77,6 +77,12 @@ final class NativeBridge {
      */
     static final int OPTION_EXACT_TIMING = 4;
 
+    /**
+     * Option bit of {@link #load} and {@link #replace}: first load the file in a child process
+     * (the worker given to {@link #setWorker(String)}); see {@link LoadOptions#isPreflight()}.
+     */
+    static final int OPTION_PREFLIGHT = 8;
+
     private NativeBridge() {
     }
 
@@ -217,6 +223,15 @@ final class NativeBridge {
      * @param snapshotDir the directory in which the snapshot directory is created
      */
     static native void configure(String snapshotDir);
+
+    /**
+     * Tells the native side which {@code proxyso-worker} executable runs the pre-flight loads of
+     * {@link #OPTION_PREFLIGHT}. Called once, right after {@link #configure(String)}.
+     *
+     * @param path the executable's absolute path, or {@code null} if there is none; a load that
+     *     asks for a pre-flight then fails with a {@link LibraryLoadException} saying so
+     */
+    static native void setWorker(String path);
 
     /**
      * Waits up to {@code timeoutMillis} for log records, then delivers every queued record, in
