@@ -381,3 +381,41 @@ fn string_array<'l>(
     }
     Ok(array)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The option bits are defined in `NativeBridge.java` and here: they must agree.
+    #[test]
+    fn the_option_bits_match_native_bridge() {
+        let java = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/java/src/main/java/dev/proxyso/NativeBridge.java"
+        ))
+        .unwrap();
+        let java_value = |name: &str| -> i32 {
+            let declaration = format!("static final int {name} = ");
+            let at = java
+                .find(&declaration)
+                .unwrap_or_else(|| panic!("no {name}"))
+                + declaration.len();
+            java[at..]
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        for (name, value) in [
+            ("OPTION_KEEP_MAPPED", super::OPTION_KEEP_MAPPED),
+            (
+                "OPTION_ALLOW_SIGNAL_HANDLERS",
+                super::OPTION_ALLOW_SIGNAL_HANDLERS,
+            ),
+            ("OPTION_EXACT_TIMING", super::OPTION_EXACT_TIMING),
+            ("OPTION_PREFLIGHT", super::OPTION_PREFLIGHT),
+        ] {
+            assert_eq!(java_value(name), value, "{name}");
+        }
+    }
+}
