@@ -53,7 +53,10 @@ fn failed_stage(error: &LoadError) -> Stage {
         | LoadError::Snapshot { .. }
         | LoadError::UnsafeSnapshotDir { .. } => Stage::File,
         // Also the rare failure to mark an allowed version RTLD_NODELETE: a dlopen as well.
-        LoadError::Open(_) | LoadError::TooManyMappings { .. } => Stage::Link,
+        // A pre-flight (which the checker never asks for) is a dlopen in a child process.
+        LoadError::Open(_) | LoadError::TooManyMappings { .. } | LoadError::Preflight(_) => {
+            Stage::Link
+        }
         LoadError::NoDescriptor(_)
         | LoadError::AbiMismatch { .. }
         | LoadError::BadDescriptor(_) => Stage::Descriptor,

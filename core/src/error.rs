@@ -162,6 +162,10 @@ pub enum LoadError {
         /// Which directory fails the check, and how.
         reason: String,
     },
+    /// The pre-flight `dlopen` in a child process failed (or could not run): the file was not
+    /// opened in this process.
+    #[error("pre-flight dlopen in a child process failed: {0}")]
+    Preflight(String),
     /// `dlopen` refused the file.
     #[error("dlopen failed: {0}")]
     Open(String),

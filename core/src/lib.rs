@@ -14,10 +14,12 @@
 //!   exception the plugin lets escape;
 //! - `signals`: keeps every signal handler as it was while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped;
+//! - `preflight` and `child`: that copy `dlopen`ed in a child process first, when a load asks;
 //! - `mappings`: refuses a load that would leave the process short of memory mappings;
 //! - `text`: cuts keys, method names and paths that messages quote.
 #![deny(missing_docs)]
 
+pub mod child;
 pub mod elf;
 pub mod error;
 pub mod history;
@@ -26,6 +28,7 @@ pub mod landing;
 pub mod log;
 pub mod mappings;
 pub mod plugin;
+pub mod preflight;
 pub mod registry;
 pub mod retire;
 pub mod signals;

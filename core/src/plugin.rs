@@ -16,6 +16,7 @@ use crate::error::LoadError;
 use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
 use crate::landing::{self, Thrown};
 use crate::log;
+use crate::preflight;
 use crate::signals;
 use crate::snapshot::{self, Digest, KeptCopy, Snapshot, SnapshotDir};
 
@@ -84,6 +85,11 @@ pub struct LoadOptions<'a> {
     /// Time every call for the statistics, not a sample of calls shorter than 2 us. Read by
     /// the registry.
     pub exact_timing: bool,
+    /// `dlopen` the snapshot in a child process (`worker`) before this process opens it; see
+    /// `preflight`.
+    pub preflight: bool,
+    /// The `proxyso-worker` executable a pre-flight runs; without one, a pre-flight fails.
+    pub worker: Option<&'a Path>,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -140,6 +146,9 @@ impl Plugin {
         let snapshot = snapshots.take(source, options.sha256.as_ref())?;
         // Refused before anything is mapped, while the JVM still has its reserve of mappings.
         crate::mappings::BUDGET.admit(snapshot.load_segments())?;
+        if options.preflight {
+            preflight::check(options.worker, &snapshot, source)?;
+        }
         let kept_copy = if options.keep_copy {
             Some(snapshots.keep(&snapshot)?)
         } else {

@@ -316,6 +316,8 @@ impl Registry {
             keep_versions: None,
             keep_copy: false,
             exact_timing: origin.exact_timing,
+            // The very bytes that served before: nothing to try first.
+            ..LoadOptions::default()
         };
         let next = *lock(&slot.generation) + 1;
         let (plugin, load_nanos) = match self.open_plugin(&slot.key, copy.path(), &options, next) {

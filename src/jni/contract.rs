@@ -94,6 +94,8 @@ contract! {
         ALLOW_SIGNAL_HANDLERS = 2,
         /// `LoadOptions.exactTiming`.
         EXACT_TIMING = 4,
+        /// `LoadOptions.preflight`: `dlopen` the copy in a child process first.
+        PREFLIGHT = 8,
     }
 
     /// The `keepVersions` argument of `load` and `replace` when the options leave it unset.

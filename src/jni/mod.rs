@@ -12,7 +12,7 @@ mod strings;
 
 use std::env;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jni::JNIEnv;
@@ -97,6 +97,27 @@ fn parse_map_reserve(text: &str) -> Result<usize, Failure> {
              '{}'",
             proxyso_core::text::shown(text)
         ))
+    })
+}
+
+/// The `proxyso-worker` executable that pre-flight loads run, set by `NativeBridge.setWorker`.
+static WORKER: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// `NativeBridge.setWorker(String path)`: `null` for none.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_setWorker<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    path: JString<'l>,
+) {
+    run(&mut env, (), |env| {
+        let worker = if path.is_null() {
+            None
+        } else {
+            Some(PathBuf::from(read_string(env, &path, "path")?))
+        };
+        *WORKER.write().unwrap_or_else(PoisonError::into_inner) = worker;
+        Ok(())
     })
 }
 
@@ -195,6 +216,10 @@ fn open_version<'l>(
                 ))
             })?),
         };
+        let worker = WORKER
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let options = LoadOptions {
             config: &config,
             keep_mapped: options & option::KEEP_MAPPED != 0,
@@ -203,6 +228,8 @@ fn open_version<'l>(
             keep_versions,
             keep_copy: false,
             exact_timing: options & option::EXACT_TIMING != 0,
+            preflight: options & option::PREFLIGHT != 0,
+            worker: worker.as_deref(),
         };
         Ok(count(op(registry(), &key, &path, &options)?))
     })

@@ -29,6 +29,10 @@ impl Plugins {
     pub fn native(&self, name: &str) -> PathBuf {
         self.native_dir.join(name)
     }
+    /// The `proxyso-worker` executable, built with the plugins.
+    pub fn worker(&self) -> PathBuf {
+        self.cargo_dir.join("proxyso-worker")
+    }
 }
 
 /// The workspace root: the package itself, or the one above a member that shares this module
@@ -63,7 +67,13 @@ pub fn plugins() -> &'static Plugins {
         build
             .current_dir(repo())
             .args(["build", "--quiet", "-p", "example-v1", "-p", "example-v2"])
-            .args(["-p", "proxyso-fixture", "--target-dir"])
+            .args([
+                "-p",
+                "proxyso-fixture",
+                "-p",
+                "proxyso-worker",
+                "--target-dir",
+            ])
             .arg(target);
         if release {
             build.arg("--release");

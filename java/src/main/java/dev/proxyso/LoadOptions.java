@@ -16,6 +16,7 @@ import java.util.Arrays;
  *         .sha256("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
  *         .keepVersions(3)        // three rollbacks possible
  *         .keepMapped(true)       // the plugin registers pthread_key destructors
+ *         .preflight(true)        // loaded in a child process first: a crash fails the load
  *         .build();
  * ProxySo.load("model", "/opt/models/libdetector.so", options);
  * }</pre>
@@ -27,7 +28,7 @@ public final class LoadOptions {
     /** {@link #getKeepVersions()} when it was not set: the key's own setting stays. */
     public static final int KEEP_VERSIONS_DEFAULT = NativeContract.KEEP_VERSIONS_UNCHANGED;
     private static final LoadOptions DEFAULTS =
-            new LoadOptions(NO_CONFIG, false, false, null, KEEP_VERSIONS_DEFAULT, false);
+            new LoadOptions(NO_CONFIG, false, false, null, KEEP_VERSIONS_DEFAULT, false, false);
     private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     /** The configuration bytes; never exposed, only copies of it. */
@@ -42,15 +43,18 @@ public final class LoadOptions {
     private final int keepVersions;
     /** Whether every call of this version is timed for its statistics. */
     private final boolean exactTiming;
+    /** Whether the file is first loaded in a child process. */
+    private final boolean preflight;
 
     private LoadOptions(byte[] config, boolean keepMapped, boolean allowSignalHandlers,
-            byte[] sha256, int keepVersions, boolean exactTiming) {
+            byte[] sha256, int keepVersions, boolean exactTiming, boolean preflight) {
         this.config = config;
         this.keepMapped = keepMapped;
         this.allowSignalHandlers = allowSignalHandlers;
         this.sha256 = sha256;
         this.keepVersions = keepVersions;
         this.exactTiming = exactTiming;
+        this.preflight = preflight;
     }
 
     /**
@@ -154,6 +158,25 @@ public final class LoadOptions {
         return exactTiming;
     }
 
+    /**
+     * Tells whether the plugin file is first loaded in a short-lived child process, the
+     * {@code proxyso-worker} executable named by the system property {@code proxyso.worker}.
+     * The child {@code dlopen}s the very private copy that is then opened in the JVM, looks up
+     * the plugin descriptor and checks its ABI version; it never runs the plugin's {@code init}.
+     * If the child is killed by a signal (a library whose constructors crash, or a corrupt file
+     * that crashes the dynamic linker), exits with an error or takes longer than 30 seconds, the
+     * load fails with a {@link LibraryLoadException} naming the signal or the exit and the end
+     * of the child's output, and the JVM never opens the file. With no worker configured such a
+     * load fails too. It costs a process start and a second {@code dlopen}, a few milliseconds;
+     * {@link ProxySo#watch(String, String, WatchListener) watch} always asks for it.
+     *
+     * @return {@code true} if the file is loaded in a child process first; {@code false} by
+     *     default
+     */
+    public boolean isPreflight() {
+        return preflight;
+    }
+
     /** The configuration bytes without a copy, for {@link ProxySo} only. */
     byte[] config() {
         return config;
@@ -171,14 +194,24 @@ public final class LoadOptions {
     LoadOptions withoutSha256() {
         return sha256 == null ? this
                 : new LoadOptions(config, keepMapped, allowSignalHandlers, null, keepVersions,
-                        exactTiming);
+                        exactTiming, preflight);
+    }
+
+    /**
+     * These options as a watch replaces with: with a pre-flight, and with {@code sha256} (32
+     * bytes, or {@code null} for none) as the expected digest.
+     */
+    LoadOptions forWatch(byte[] sha256) {
+        return new LoadOptions(config, keepMapped, allowSignalHandlers, sha256, keepVersions,
+                exactTiming, true);
     }
 
     /** These options as {@link NativeBridge} option bits. */
     int bits() {
         return (keepMapped ? NativeContract.OPTION_KEEP_MAPPED : 0)
                 | (allowSignalHandlers ? NativeContract.OPTION_ALLOW_SIGNAL_HANDLERS : 0)
-                | (exactTiming ? NativeContract.OPTION_EXACT_TIMING : 0);
+                | (exactTiming ? NativeContract.OPTION_EXACT_TIMING : 0)
+                | (preflight ? NativeContract.OPTION_PREFLIGHT : 0);
     }
 
     @Override
@@ -194,6 +227,7 @@ public final class LoadOptions {
                 && allowSignalHandlers == that.allowSignalHandlers
                 && keepVersions == that.keepVersions
                 && exactTiming == that.exactTiming
+                && preflight == that.preflight
                 && Arrays.equals(config, that.config)
                 && Arrays.equals(sha256, that.sha256);
     }
@@ -205,6 +239,7 @@ public final class LoadOptions {
         hash = 31 * hash + (allowSignalHandlers ? 1 : 0);
         hash = 31 * hash + Arrays.hashCode(sha256);
         hash = 31 * hash + (exactTiming ? 1 : 0);
+        hash = 31 * hash + (preflight ? 1 : 0);
         return 31 * hash + keepVersions;
     }
 
@@ -213,7 +248,8 @@ public final class LoadOptions {
      * secrets.
      *
      * @return a description such as {@code LoadOptions{config=12 bytes, sha256=null,
-     *     keepVersions=-1, keepMapped=true, allowSignalHandlers=false, exactTiming=false}}
+     *     keepVersions=-1, keepMapped=true, allowSignalHandlers=false, exactTiming=false,
+     *     preflight=false}}
      */
     @Override
     public String toString() {
@@ -223,6 +259,7 @@ public final class LoadOptions {
                 + ", keepMapped=" + keepMapped
                 + ", allowSignalHandlers=" + allowSignalHandlers
                 + ", exactTiming=" + exactTiming
+                + ", preflight=" + preflight
                 + "}";
     }
 
@@ -264,6 +301,7 @@ public final class LoadOptions {
         private boolean keepMapped;
         private boolean allowSignalHandlers;
         private boolean exactTiming;
+        private boolean preflight;
         private byte[] sha256;
         private int keepVersions = KEEP_VERSIONS_DEFAULT;
 
@@ -324,6 +362,19 @@ public final class LoadOptions {
         }
 
         /**
+         * Loads the plugin file in a short-lived child process first, so that a file whose
+         * loading crashes (a constructor that faults, a file corrupt or half written) fails the
+         * load instead of killing the JVM; see {@link LoadOptions#isPreflight()}.
+         *
+         * @param preflight {@code true} to load the file in a child process first
+         * @return this builder
+         */
+        public Builder preflight(boolean preflight) {
+            this.preflight = preflight;
+            return this;
+        }
+
+        /**
          * Sets the SHA-256 digest the plugin file must have; see {@link LoadOptions#getSha256()}.
          *
          * @param hex the digest as 64 hexadecimal digits, upper or lower case (what
@@ -364,7 +415,7 @@ public final class LoadOptions {
          */
         public LoadOptions build() {
             return new LoadOptions(config, keepMapped, allowSignalHandlers, sha256, keepVersions,
-                    exactTiming);
+                    exactTiming, preflight);
         }
     }
 }

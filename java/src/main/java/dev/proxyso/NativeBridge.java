@@ -17,7 +17,7 @@ import java.nio.ByteBuffer;
  * each call through it reaches the version current at that moment. Once the key is unloaded the id
  * answers {@link NoSuchLibraryException} for good, even if the key is loaded again (that is another
  * library). An id that was closed, or never existed, answers {@link IllegalStateException}
- * ({@link #HANDLE_CLOSED}), never another handle's library.
+ * ({@link NativeContract#KIND_HANDLE_CLOSED}), never another handle's library.
  */
 final class NativeBridge {
     // The exception kinds, log levels and option bits this class exchanges with native code
@@ -32,7 +32,7 @@ final class NativeBridge {
      * @param key the key, not loaded yet
      * @param path the plugin file
      * @param config configuration bytes for the plugin's init; never {@code null}
-     * @param options a combination of the {@code OPTION_} bits of this class
+     * @param options a combination of the {@code OPTION_} bits of {@link NativeContract}
      * @param sha256 the file's expected SHA-256 digest, exactly 32 bytes, or {@code null} for no
      *     check; a mismatch is a {@link LibraryLoadException} naming the path and both digests
      * @param keepVersions how many previous versions the key keeps for {@link #rollback}, 0 to 64,
@@ -49,7 +49,7 @@ final class NativeBridge {
      * @param key the loaded key
      * @param path the plugin file
      * @param config configuration bytes for the plugin's init; never {@code null}
-     * @param options a combination of the {@code OPTION_} bits of this class
+     * @param options a combination of the {@code OPTION_} bits of {@link NativeContract}
      * @param sha256 the file's expected SHA-256 digest, exactly 32 bytes, or {@code null} for no
      *     check; a mismatch is a {@link LibraryLoadException} naming the path and both digests
      * @param keepVersions how many previous versions the key keeps from now on, 0 to 64, or
@@ -179,6 +179,15 @@ final class NativeBridge {
     static native void configure(String snapshotDir);
 
     /**
+     * Tells the native side which {@code proxyso-worker} executable runs the pre-flight loads of
+     * {@link NativeContract#OPTION_PREFLIGHT}. Called once, right after {@link #configure(String)}.
+     *
+     * @param path the executable's absolute path, or {@code null} if there is none; a load that
+     *     asks for a pre-flight then fails with a {@link LibraryLoadException} saying so
+     */
+    static native void setWorker(String path);
+
+    /**
      * Waits up to {@code timeoutMillis} for log records, then delivers every queued record, in
      * order, to {@link #logged} on the calling thread. Until the first call the native side writes
      * its records to standard error; from then on they queue (at most 4096: when full the oldest
@@ -217,7 +226,8 @@ final class NativeBridge {
      * @param key the key, or {@code null}
      * @param path the plugin path, or {@code null}
      * @param method the method name, or {@code null}
-     * @param code the plugin's error code, the output size asked for ({@link NativeContract#KIND_OUTPUT_TOO_SMALL}),
+     * @param code the plugin's error code, the output size asked for
+     *     ({@link NativeContract#KIND_OUTPUT_TOO_SMALL}),
      *     or 0
      * @param message the complete message
      * @return the exception to throw

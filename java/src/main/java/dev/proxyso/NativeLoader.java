@@ -69,6 +69,8 @@ final class NativeLoader {
     static final String TEMPDIR_PROPERTY = "proxyso.tempdir";
     /** System property naming the directory in which plugin snapshots are written. */
     static final String SNAPSHOT_DIR_PROPERTY = "proxyso.snapshotDir";
+    /** System property naming the {@code proxyso-worker} executable that runs pre-flight loads. */
+    static final String WORKER_PROPERTY = "proxyso.worker";
     /** The library's base name, as for {@link System#loadLibrary(String)}. */
     static final String LIBRARY_NAME = "proxy";
     /** The name of the private directory starts with this, followed by random digits. */
@@ -130,6 +132,8 @@ final class NativeLoader {
             try {
                 NativeBridge.configure(System.getProperty(SNAPSHOT_DIR_PROPERTY,
                         System.getProperty("java.io.tmpdir")));
+                String worker = System.getProperty(WORKER_PROPERTY);
+                NativeBridge.setWorker(worker == null ? null : new File(worker).getAbsolutePath());
                 loaded = true;
                 // From now on the native log reaches java.util.logging (LogBridge).
                 LogBridge.start();

@@ -248,9 +248,21 @@ public final class ProxySo {
      * modification time have stayed the same for the settle time, so that a file still being
      * written is never loaded, then calls {@link #replace(String, String, LoadOptions)} with the
      * options of the key's last successful {@code load} or {@code replace} through this class,
-     * without their {@linkplain LoadOptions#getSha256() digest}, which named another file. A
-     * replacement that fails changes nothing: the old version keeps serving, and the next change
-     * of the file is tried again. The listener hears of every attempt.
+     * without their {@linkplain LoadOptions#getSha256() digest}, which named another file, and
+     * always with {@linkplain LoadOptions#isPreflight() pre-flight}: the file is first loaded in
+     * a short-lived child process, so that a file that is still only half written (its writer
+     * paused for longer than the settle time) and crashes the dynamic linker kills that process,
+     * not the JVM. A replacement that fails changes nothing: the old version keeps serving, and
+     * the next change of the file is tried again. The listener hears of every attempt.
+     *
+     * <p>A writer can say when the file is complete: a file named like the watched one plus
+     * {@code .sha256} beside it, holding the file's SHA-256 digest as {@code sha256sum} writes it
+     * ({@code sha256sum live.so > live.so.sha256}). While that file exists the watch loads the
+     * watched file only once its digest matches (anything else means "not finished": the watch
+     * keeps waiting, silently), and passes the digest on as the expected
+     * {@linkplain LoadOptions#getSha256() SHA-256}. The safe ways to publish a new version are
+     * therefore to write it under another name in the same directory and rename it over the
+     * watched file, or to write the file and then its {@code .sha256}.
      *
      * <p>The watch stops when it is closed, by {@link #unwatch(String)}, or when the key is
      * unloaded. The directory holding the file is watched (inotify on Linux), so the file may be

@@ -1,6 +1,8 @@
 package dev.proxyso;
 
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.io.UncheckedIOException;
 import java.nio.file.ClosedWatchServiceException;
 import java.nio.file.FileSystems;
@@ -12,7 +14,10 @@ import java.nio.file.StandardWatchEventKinds;
 import java.nio.file.WatchKey;
 import java.nio.file.WatchService;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,6 +39,14 @@ import java.util.logging.Logger;
  * went. A file half written is never loaded as long as its writer pauses for less than the settle
  * time; a file that disappears makes the watch wait for the next event.
  *
+ * <p>A writer that pauses longer is covered twice. Every replacement a watch makes asks for a
+ * {@linkplain LoadOptions#isPreflight() pre-flight}, so a half-written file that would crash the
+ * dynamic linker fails the replacement in a child process instead of killing the JVM. And a writer
+ * can mark the file complete: while {@code <file>.sha256} exists beside it (as {@code sha256sum}
+ * writes it), a settled file is loaded only if its digest is the one written there, which then
+ * becomes the replacement's expected digest; a file whose digest differs is taken as not finished,
+ * and the watch waits for the next event of the file or of its marker, reporting nothing.
+ *
  * <p>The thread runs the replacement and the listener itself, one watch at a time.
  */
 final class Watcher {
@@ -45,6 +58,10 @@ final class Watcher {
     private static final long MAX_TICK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
     /** The shortest tick. */
     private static final long MIN_TICK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
+    /** What the name of a watched file's digest marker adds to the file's name. */
+    static final String MARKER_SUFFIX = ".sha256";
+    /** The longest marker file read; {@code sha256sum}'s line for one file is far shorter. */
+    private static final int MAX_MARKER_BYTES = 64 * 1024;
 
     private static final Logger LOG = Logger.getLogger(LogBridge.PROXY_LOGGER);
 
@@ -85,6 +102,8 @@ final class Watcher {
         final Path file;
         final Path directory;
         final Path fileName;
+        /** The name of the file's digest marker, {@code <file>.sha256}, in the same directory. */
+        final Path markerName;
         /** The service it is registered with; only that service's thread handles it. */
         final WatchService service;
         /** Held while a replacement runs, so that closing waits for it. */
@@ -94,6 +113,8 @@ final class Watcher {
         /** Size, modification time and inode at the last tick, or null after an event. */
         List<Object> lastSeen;
         long stableSince;
+        /** The expected digest of the settled file, from its marker, or null; set when due. */
+        byte[] expected;
 
         Entry(Watch watch, WatchListener listener, Path file, WatchService service) {
             this.watch = watch;
@@ -101,6 +122,7 @@ final class Watcher {
             this.file = file;
             this.directory = file.getParent();
             this.fileName = file.getFileName();
+            this.markerName = Paths.get(fileName + MARKER_SUFFIX);
             this.service = service;
         }
     }
@@ -326,7 +348,8 @@ final class Watcher {
         long now = System.nanoTime();
         for (Entry entry : entries(watchService)) {
             if (entry.directory.equals(directory)
-                    && (overflow || names.contains(entry.fileName))) {
+                    && (overflow || names.contains(entry.fileName)
+                            || names.contains(entry.markerName))) {
                 entry.pending = true;
                 entry.lastSeen = null;
                 entry.stableSince = now;
@@ -361,10 +384,102 @@ final class Watcher {
                 entry.stableSince = now;
             } else if (now - entry.stableSince >= entry.watch.settleNanos()) {
                 entry.pending = false;
-                due.add(entry);
+                if (complete(entry)) {
+                    due.add(entry);
+                }
             }
         }
         return due;
+    }
+
+    /**
+     * Whether the settled file is complete as far as its marker tells: true when there is no
+     * marker, or the file's digest is the marker's (then kept in {@code entry.expected}). Reports
+     * nothing otherwise: the watch waits for the next event of the file or of its marker.
+     */
+    private static boolean complete(Entry entry) {
+        entry.expected = null;
+        Path marker = entry.directory.resolve(entry.markerName);
+        if (!Files.exists(marker)) {
+            return true;
+        }
+        byte[] text;
+        try {
+            if (Files.size(marker) > MAX_MARKER_BYTES) {
+                LOG.fine("watch of key '" + entry.watch.getKey() + "': " + marker
+                        + " is too large to be a digest; waiting");
+                return false;
+            }
+            text = Files.readAllBytes(marker);
+        } catch (IOException e) {
+            // Removed since: judged again at the next event.
+            LOG.log(Level.FINE, "cannot read " + marker, e);
+            return false;
+        }
+        byte[] expected = markerDigest(new String(text, StandardCharsets.UTF_8),
+                entry.fileName.toString());
+        if (expected == null) {
+            LOG.fine("watch of key '" + entry.watch.getKey() + "': " + marker
+                    + " holds no SHA-256 digest of " + entry.fileName + " (yet); waiting");
+            return false;
+        }
+        byte[] actual;
+        try {
+            actual = digest(entry.file);
+        } catch (IOException e) {
+            LOG.log(Level.FINE, "cannot hash " + entry.file, e);
+            return false;
+        }
+        if (!Arrays.equals(expected, actual)) {
+            LOG.fine("watch of key '" + entry.watch.getKey() + "': " + entry.file
+                    + " does not match " + marker + " (not finished?); waiting");
+            return false;
+        }
+        entry.expected = expected;
+        return true;
+    }
+
+    /**
+     * The digest a marker gives for {@code fileName}: {@code sha256sum}'s line for that name
+     * ({@code <hex>  <name>}, or {@code <hex> *<name>}), or its only line, or the digest alone;
+     * {@code null} if there is none.
+     */
+    static byte[] markerDigest(String text, String fileName) {
+        String[] lines = text.trim().split("\\r?\\n");
+        for (String line : lines) {
+            String[] parts = line.trim().split("\\s+", 2);
+            String name = parts.length > 1 ? parts[1].trim() : "";
+            if (name.startsWith("*")) {
+                name = name.substring(1);
+            }
+            String base = name.substring(name.lastIndexOf('/') + 1);
+            if (lines.length == 1 || base.equals(fileName)) {
+                try {
+                    return LoadOptions.parseSha256(parts[0]);
+                } catch (IllegalArgumentException e) {
+                    return null;
+                }
+            }
+        }
+        return null;
+    }
+
+    /** The SHA-256 of a file. */
+    private static byte[] digest(Path file) throws IOException {
+        MessageDigest sha256;
+        try {
+            sha256 = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform has SHA-256", e);
+        }
+        byte[] buffer = new byte[64 * 1024];
+        try (InputStream in = Files.newInputStream(file)) {
+            int n;
+            while ((n = in.read(buffer)) > 0) {
+                sha256.update(buffer, 0, n);
+            }
+        }
+        return sha256.digest();
     }
 
     /** Replaces the watch's key from its file and tells the listener. */
@@ -378,7 +493,8 @@ final class Watcher {
                 return;
             }
             try {
-                generation = ProxySo.replace(key, watch.getPath(), optionsOf(key));
+                generation = ProxySo.replace(key, watch.getPath(),
+                        optionsOf(key).forWatch(entry.expected));
             } catch (ProxySoException e) {
                 error = e;
             } catch (RuntimeException | ProxySoInternalError e) {

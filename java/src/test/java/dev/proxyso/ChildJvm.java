@@ -23,7 +23,7 @@ final class ChildJvm {
     /** The system properties passed on to the child, when the test JVM has them. */
     private static final String[] PROPERTIES = {
         "proxyso.plugins.dir", "proxyso.fixtures.dir", "proxyso.release.dir", "proxyso.tempdir",
-        "proxyso.snapshotDir", "proxyso.test.tmp",
+        "proxyso.snapshotDir", "proxyso.test.tmp", "proxyso.worker",
     };
 
     /** How a child JVM ended. */
