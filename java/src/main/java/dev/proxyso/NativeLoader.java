@@ -71,6 +71,8 @@ final class NativeLoader {
     static final String SNAPSHOT_DIR_PROPERTY = "proxyso.snapshotDir";
     /** System property naming the {@code proxyso-worker} executable that runs pre-flight loads. */
     static final String WORKER_PROPERTY = "proxyso.worker";
+    /** The worker executable's file name, in the jar and when extracted. */
+    static final String WORKER_NAME = "proxyso-worker";
     /** The library's base name, as for {@link System#loadLibrary(String)}. */
     static final String LIBRARY_NAME = "proxy";
     /** The name of the private directory starts with this, followed by random digits. */
@@ -132,8 +134,6 @@ final class NativeLoader {
             try {
                 NativeBridge.configure(System.getProperty(SNAPSHOT_DIR_PROPERTY,
                         System.getProperty("java.io.tmpdir")));
-                String worker = System.getProperty(WORKER_PROPERTY);
-                NativeBridge.setWorker(worker == null ? null : new File(worker).getAbsolutePath());
                 loaded = true;
                 // From now on the native log reaches java.util.logging (LogBridge).
                 LogBridge.start();
@@ -150,6 +150,44 @@ final class NativeLoader {
         UnsatisfiedLinkError again = new UnsatisfiedLinkError(failure.getMessage());
         again.initCause(failure);
         throw again;
+    }
+
+    /** True once the worker was handed to native code; guarded by the class lock. */
+    private static boolean workerSet;
+
+    /**
+     * Makes sure native code knows the {@code proxyso-worker} executable that pre-flight loads
+     * run, before the first such load: the file named by {@value #WORKER_PROPERTY} if it is set,
+     * else the jar's own, extracted (mode 0700) into this JVM's private directory beside
+     * {@code libproxy.so}. Done once; a JVM that never asks for a pre-flight extracts nothing.
+     *
+     * @param key the key being loaded, for the exception
+     * @param path the plugin being loaded, for the exception
+     * @throws LibraryLoadException if there is no worker to run: not set, and the jar's cannot be
+     *     extracted (the message says why)
+     */
+    static synchronized void ensureWorker(String key, String path) {
+        ensureLoaded();
+        if (workerSet) {
+            return;
+        }
+        String worker = System.getProperty(WORKER_PROPERTY);
+        String where;
+        if (worker != null) {
+            where = new File(worker).getAbsolutePath();
+        } else {
+            try {
+                where = extract(resourcePath(WORKER_NAME), true).toString();
+            } catch (IOException | RuntimeException e) {
+                throw new LibraryLoadException("cannot load '" + Text.shown(path)
+                        + "' under key '" + Text.shown(key) + "': a pre-flight load needs the "
+                        + WORKER_NAME + " executable, and -D" + WORKER_PROPERTY
+                        + " is not set and the jar's cannot be extracted: " + e.getMessage(),
+                        key, path);
+            }
+        }
+        NativeBridge.setWorker(where);
+        workerSet = true;
     }
 
     /** Tries each place in turn; throws one error naming them all if none works. */

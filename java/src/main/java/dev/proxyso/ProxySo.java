@@ -111,6 +111,9 @@ public final class ProxySo {
         checkKey(key);
         checkPath(path);
         checkNotNull(options, "options");
+        if (options.isPreflight()) {
+            NativeLoader.ensureWorker(key, path);
+        }
         long generation = NativeBridge.load(key, path, options.config(), options.bits(),
                 options.sha256(), options.getKeepVersions());
         Watcher.loaded(key, options);
@@ -174,6 +177,9 @@ public final class ProxySo {
         checkKey(key);
         checkPath(path);
         checkNotNull(options, "options");
+        if (options.isPreflight()) {
+            NativeLoader.ensureWorker(key, path);
+        }
         long generation = NativeBridge.replace(key, path, options.config(), options.bits(),
                 options.sha256(), options.getKeepVersions());
         Watcher.loaded(key, options);

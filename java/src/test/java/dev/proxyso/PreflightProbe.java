@@ -24,7 +24,9 @@ import java.util.concurrent.TimeUnit;
  *       half-way, then truncated to v2's length;
  *   <li>{@code truncate-90}: the file truncated, then v2 written with a pause of 500 ms at 90 %;
  *   <li>{@code ctor-segv}: {@code libfx_ctor_segv.so} loaded, and replaced over example v1, with
- *       {@code preflight(true)}.
+ *       {@code preflight(true)};
+ *   <li>{@code named-worker}: example v1 loaded with {@code preflight(true)} while
+ *       {@code proxyso.worker} names a worker that does not exist, then without pre-flight.
  * </ul>
  */
 public final class PreflightProbe {
@@ -46,6 +48,9 @@ public final class PreflightProbe {
                 break;
             case "ctor-segv":
                 constructorCrash();
+                break;
+            case "named-worker":
+                namedWorker();
                 break;
             default:
                 throw new IllegalArgumentException(args[0]);
@@ -158,5 +163,17 @@ public final class PreflightProbe {
         }
         say("after the replace: generation " + ProxySo.info("serving").getGeneration()
                 + " answers " + ProxySo.call("serving", "still"));
+    }
+
+    private static void namedWorker() {
+        String plugin = TestSupport.plugin(TestSupport.EXAMPLE_V1);
+        try {
+            ProxySo.load("named", plugin, LoadOptions.builder().preflight(true).build());
+            say("loaded, which it must not");
+        } catch (LibraryLoadException e) {
+            say("load refused: " + e.getMessage());
+        }
+        ProxySo.load("named", plugin);
+        say("without pre-flight: " + ProxySo.call("named", "x"));
     }
 }

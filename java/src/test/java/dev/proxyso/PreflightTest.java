@@ -130,7 +130,7 @@ public class PreflightTest {
     }
 
     @Test
-    public void preflightIsAnOptionAndEveryWatchUsesIt() {
+    public void preflightIsAnOptionAndEveryWatchUsesIt() throws IOException {
         LoadOptions on = LoadOptions.builder().preflight(true).build();
         assertTrue(on.isPreflight());
         assertFalse(LoadOptions.defaults().isPreflight());
@@ -138,10 +138,37 @@ public class PreflightTest {
         assertTrue(on.toString(), on.toString().contains("preflight=true"));
         assertEquals(NativeContract.OPTION_PREFLIGHT, on.bits());
         assertTrue(LoadOptions.defaults().forWatch(null).isPreflight());
-        // A good plugin loads with it, through the worker the build names.
+        // A good plugin loads with it, through the worker the jar carries (the test JVM sets no
+        // proxyso.worker), extracted owner-only beside libproxy.so.
+        assertNull(System.getProperty(NativeLoader.WORKER_PROPERTY));
         String key = keys.next("preflight-good");
         assertEquals(1, ProxySo.load(key, plugin(EXAMPLE_V1), on));
         assertEquals("x", ProxySo.call(key, "x"));
+        Path worker = Paths.get(System.getProperty("proxyso.tempdir"));
+        boolean found = false;
+        try (java.nio.file.DirectoryStream<Path> dirs = Files.newDirectoryStream(worker,
+                "proxyso-*")) {
+            for (Path candidate : dirs) {
+                Path file = candidate.resolve(NativeLoader.WORKER_NAME);
+                if (Files.isRegularFile(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions
+                            .toString(Files.getPosixFilePermissions(file)));
+                    found = true;
+                }
+            }
+        }
+        assertTrue("the jar's worker is extracted beside libproxy.so", found);
+    }
+
+    @Test
+    public void aWorkerNamedByThePropertyIsTheOneRun() throws Exception {
+        ChildJvm.Result result = ChildJvm.run(120, ChildJvm.testClassPath(),
+                Arrays.asList("-D" + NativeLoader.WORKER_PROPERTY + "=/no/such/worker"),
+                PreflightProbe.class.getName(), "named-worker");
+        assertTrue(result.describe(), result.output.contains("probe: load refused: "));
+        assertTrue(result.describe(), result.output.contains("/no/such/worker"));
+        assertTrue(result.describe(), result.output.contains("probe: without pre-flight: x"));
+        assertEquals(result.describe(), 0, result.exitCode);
     }
 
     @Test
