@@ -164,7 +164,7 @@ final class Watcher {
         }
         Watch watch = new Watch(key, path, settleNanos);
         synchronized (LOCK) {
-            if (NativeBridge.info(key) == null) {
+            if (!NativeBridge.isLoaded(key)) {
                 throw new NoSuchLibraryException("cannot watch '" + Text.shown(path)
                         + "': no library is loaded under key '" + Text.shown(key) + "'", key);
             }
