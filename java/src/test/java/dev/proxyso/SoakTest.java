@@ -53,7 +53,7 @@ public class SoakTest {
                 "PASS both versions answered",
                 "PASS mapped plugin copies back to the live count",
                 "PASS no retired version pinned: 0",
-                "PASS open file descriptors back to the baseline",
+                "PASS no file descriptor open that was not open at the baseline",
                 "PASS threads back to the baseline",
                 "PASS RSS growth under 5 MiB",
                 "PASS no plugin copy mapped once 'model' is unloaded too",
