@@ -145,7 +145,7 @@ pub fn run(request: &Request) -> Report {
     }
 
     report.push(match loaded {
-        Ok(plugin) => unload_check(plugin, keep_reason(request, &report)),
+        Ok(plugin) => unload_check(plugin, keep_reason(request, &report), &log),
         Err(_) => skipped("unload", "not checked: the load failed"),
     });
     proxyso_core::log::set_sink(None);
@@ -476,11 +476,19 @@ fn keep_reason(request: &Request, report: &Report) -> &'static str {
 }
 
 /// Unloading: `destroy`, then `dlclose`, then the question the proxy asks after every close
-/// (is it still loaded?).
-fn unload_check(plugin: Plugin, keep_reason: &str) -> Check {
+/// (is it still loaded?). An error the proxy logs meanwhile (a C++ exception that escaped
+/// `destroy`) fails the check.
+fn unload_check(plugin: Plugin, keep_reason: &str, log: &Mutex<Vec<LogLine>>) -> Check {
     let kept_mapped = plugin.kept_mapped();
+    let before = log.lock().unwrap_or_else(PoisonError::into_inner).len();
     let stayed = plugin.close();
-    if kept_mapped {
+    let failed = log.lock().unwrap_or_else(PoisonError::into_inner)[before..]
+        .iter()
+        .find(|line| !line.from_plugin && line.level == proxyso_core::log::Level::Error.name())
+        .map(|line| line.message.clone());
+    if let Some(message) = failed {
+        Check::new("unload", Status::Fail, message)
+    } else if kept_mapped {
         Check::new(
             "unload",
             Status::Ok,

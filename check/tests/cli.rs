@@ -537,6 +537,16 @@ fn a_cpp_exception_escaping_the_plugin_is_a_fail_line_not_a_crash() {
     // The version that threw still unloads completely.
     run.expect("unload", "ok", &["dlclose unloaded the library"]);
 
+    // One that escapes destroy fails the unload check; the library is closed all the same.
+    let run = check_plugin(&throws, &["--config-text", "destroy-throws"]);
+    run.exits_with(1);
+    run.expect("init", "ok", &[]);
+    run.expect(
+        "unload",
+        "FAIL",
+        &["destroy of plugin fx-throws 1 failed: C++ exception: destroy boom"],
+    );
+
     let report = check_plugin(&throws, &["--call", "throw-int", "--json"])
         .exits_with(1)
         .json();

@@ -31,7 +31,7 @@ pub struct CallFailure {
     /// The plugin's message.
     pub message: String,
     /// True when the plugin reported a caught panic or exception, or let a C++ exception
-    /// escape (then `message` is "C++ exception: <what>").
+    /// escape (then `message` is `C++ exception: <what>`).
     pub panicked: bool,
 }
 
@@ -716,7 +716,7 @@ unsafe fn text(ptr: *const c_char, field: &str) -> Result<String, LoadError> {
 /// `None` for success.
 ///
 /// An escaped exception counts as a caught panic (`panicked`, code 0) whose message is
-/// "C++ exception: <what>"; what the plugin may have recorded before it threw is dropped.
+/// `C++ exception: <what>`; what the plugin may have recorded before it threw is dropped.
 fn failure(landed: Result<abi::Status, Thrown>, reported: Reported) -> Option<CallFailure> {
     let status = match landed {
         Ok(abi::OK) => return None,
