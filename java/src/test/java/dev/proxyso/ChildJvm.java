@@ -58,6 +58,14 @@ final class ChildJvm {
     }
 
     /** The class path of the test JVM: the jar, the test classes and JUnit. */
+    /** The running JDK's feature release: 8 for "1.8", 17 for "17". */
+    static int feature() {
+        String version = System.getProperty("java.specification.version", "1.8");
+        String major = version.startsWith("1.") ? version.substring(2) : version;
+        int dot = major.indexOf('.');
+        return Integer.parseInt(dot < 0 ? major : major.substring(0, dot));
+    }
+
     static String testClassPath() {
         return System.getProperty("java.class.path");
     }
@@ -71,6 +79,10 @@ final class ChildJvm {
         List<String> command = new ArrayList<String>();
         command.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
         command.add("-Xcheck:jni");
+        if (feature() >= 22) {
+            // As a service on a current JDK would run: no restricted-method warning.
+            command.add("--enable-native-access=ALL-UNNAMED");
+        }
         for (String property : PROPERTIES) {
             String value = System.getProperty(property);
             if (value != null) {
