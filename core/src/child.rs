@@ -22,6 +22,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -37,6 +38,10 @@ pub const TAIL_BYTES: usize = 4096;
 /// The descriptor number the extra descriptor gets in the child.
 pub const EXTRA_FD: RawFd = 3;
 
+/// The descriptor number a program run through a descriptor (`Command::from_file`) has in the
+/// child while it is executed (`/proc/self/fd/4`); the program inherits it.
+pub const PROGRAM_FD: RawFd = 4;
+
 /// The longest single wait between checks when no pidfd tells the parent the child ended.
 const POLL_SLICE: Duration = Duration::from_millis(5);
 
@@ -44,6 +49,8 @@ const POLL_SLICE: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub struct Command<'a> {
     program: PathBuf,
+    /// The open program, executed as `/proc/self/fd/PROGRAM_FD` rather than by its name.
+    program_file: Option<BorrowedFd<'a>>,
     args: Vec<OsString>,
     extra: Option<BorrowedFd<'a>>,
     timeout: Duration,
@@ -160,9 +167,20 @@ impl<'a> Command<'a> {
     pub fn new(program: &Path) -> Command<'a> {
         Command {
             program: program.to_path_buf(),
+            program_file: None,
             args: Vec::new(),
             extra: None,
             timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Runs the program open at `file` (`argv[0]` is `name`), executed through the descriptor
+    /// (`/proc/self/fd/N` in the child), never by a name that another process could swap
+    /// between a check and the start; the program may be deleted from disk already.
+    pub fn from_file(file: &'a File, name: &Path) -> Command<'a> {
+        Command {
+            program_file: Some(file.as_fd()),
+            ..Command::new(name)
         }
     }
 
@@ -206,7 +224,7 @@ impl<'a> Command<'a> {
         let envp = null_terminated(&env);
 
         let (output_read, output_write) = pipe()?;
-        // Numbers 0 to 3 are the child's targets: a source among them could be overwritten
+        // Numbers 0 to 4 are the child's targets: a source among them could be overwritten
         // by an earlier action, so such a source is moved above them first.
         let output_write = above_targets(output_write.as_fd())?.unwrap_or(output_write);
         let extra_moved = match self.extra {
@@ -217,6 +235,18 @@ impl<'a> Command<'a> {
             .as_ref()
             .map(AsRawFd::as_raw_fd)
             .or(self.extra.map(|fd| fd.as_raw_fd()));
+        let program_moved = match self.program_file {
+            Some(fd) => above_targets(fd)?,
+            None => None,
+        };
+        let program_fd = program_moved
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+            .or(self.program_file.map(|fd| fd.as_raw_fd()));
+        let executed = match program_fd {
+            Some(_) => c_string(OsStr::new(&format!("/proc/self/fd/{PROGRAM_FD}")))?,
+            None => program.clone(),
+        };
 
         let mut actions = FileActions::new()?;
         actions.open(0, c"/dev/null", libc::O_RDONLY)?;
@@ -226,7 +256,11 @@ impl<'a> Command<'a> {
             // dup2 onto another number clears close-on-exec: the child keeps it.
             actions.dup2(extra, EXTRA_FD)?;
         }
-        actions.close_from(EXTRA_FD + 1)?;
+        if let Some(program_fd) = program_fd {
+            // The kernel opens the program through this number at exec: it must stay open.
+            actions.dup2(program_fd, PROGRAM_FD)?;
+        }
+        actions.close_from(PROGRAM_FD + 1)?;
         let attributes = Attributes::new()?;
 
         let started = Instant::now();
@@ -237,7 +271,7 @@ impl<'a> Command<'a> {
         let spawned = unsafe {
             libc::posix_spawn(
                 &mut pid,
-                program.as_ptr(),
+                executed.as_ptr(),
                 actions.as_ptr(),
                 attributes.as_ptr(),
                 argv.as_ptr(),
@@ -248,6 +282,7 @@ impl<'a> Command<'a> {
         // closed here, or the parent would never see the end of the output.
         drop(output_write);
         drop(extra_moved);
+        drop(program_moved);
         if spawned != 0 {
             return Err(io::Error::from_raw_os_error(spawned));
         }
@@ -454,14 +489,14 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// A close-on-exec copy of `fd` numbered above [`EXTRA_FD`] when `fd` is one of the child's
-/// target numbers (0 to 3), else `None` (use `fd` itself).
+/// A close-on-exec copy of `fd` numbered above [`PROGRAM_FD`] when `fd` is one of the child's
+/// target numbers (0 to 4), else `None` (use `fd` itself).
 fn above_targets(fd: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    if fd.as_raw_fd() > EXTRA_FD {
+    if fd.as_raw_fd() > PROGRAM_FD {
         return Ok(None);
     }
     // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor from an open one.
-    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, EXTRA_FD + 1) };
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, PROGRAM_FD + 1) };
     if copy < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -89,7 +89,7 @@ pub struct LoadOptions<'a> {
     /// `preflight`.
     pub preflight: bool,
     /// The `proxyso-worker` executable a pre-flight runs; without one, a pre-flight fails.
-    pub worker: Option<&'a Path>,
+    pub worker: Option<&'a preflight::Worker>,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -315,12 +315,15 @@ impl Plugin {
                 );
             }
         }
-        if self.kept_mapped() {
-            // A thread the plugin left running (the reason to keep a version mapped) may still
-            // call `host->log`: the host struct stays valid and drops its lines.
+        let stayed = self.mapped.close();
+        if stayed {
+            // Still mapped, kept on purpose or pinned (a thread-local destructor, an
+            // STB_GNU_UNIQUE symbol): a thread the plugin left running, or a destructor that
+            // runs at a thread's exit, may still call `host->log`. The host struct stays valid
+            // for good and drops their lines; it is freed only with code that cannot call it.
             self._host.outlive();
         }
-        self.mapped.close()
+        stayed
     }
 
     /// The index of the method called `name`, or of the default method for `None`.

@@ -13,7 +13,8 @@
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxyso_worker as worker;
@@ -21,6 +22,42 @@ use proxyso_worker as worker;
 use crate::child::{self, End};
 use crate::error::LoadError;
 use crate::snapshot::{self, Snapshot};
+
+/// The `proxyso-worker` executable, open: every pre-flight runs these bytes through the
+/// descriptor (`child::Command::from_file`), never the name, which another user could swap in
+/// a shared directory once a tmp cleaner removed ours, and which may be deleted at once.
+#[derive(Debug)]
+pub struct Worker {
+    path: PathBuf,
+    file: File,
+}
+
+impl Worker {
+    /// Opens the executable at `path` (read-only, close-on-exec) and checks that it is a
+    /// regular file its owner may execute.
+    pub fn open(path: &Path) -> Result<Worker, String> {
+        let shown = path.display();
+        let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("{shown} is not a regular file"));
+        }
+        if meta.permissions().mode() & 0o100 == 0 {
+            return Err(format!("{shown} is not executable by its owner"));
+        }
+        Ok(Worker {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Where it was opened from (it may be deleted since).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 /// The longest a pre-flight may take before its child is killed and the load fails.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,7 +69,7 @@ const WORKER_LIBRARY_PATH: &str = "/proc/self/fd/3";
 /// library loaded there and declares this ABI version.
 ///
 /// With no worker the load fails too: a pre-flight that was asked for is never skipped.
-pub fn check(worker: Option<&Path>, snapshot: &Snapshot, source: &Path) -> Result<(), LoadError> {
+pub fn check(worker: Option<&Worker>, snapshot: &Snapshot, source: &Path) -> Result<(), LoadError> {
     let Some(worker) = worker else {
         return Err(LoadError::Preflight(
             "no proxyso-worker executable is configured (the system property proxyso.worker \
@@ -45,14 +82,17 @@ pub fn check(worker: Option<&Path>, snapshot: &Snapshot, source: &Path) -> Resul
     // them through what it inherits.
     let library = File::open(snapshot.fd_path()).map_err(LoadError::Read)?;
     let [mode, parent] = worker::preflight_args(std::process::id());
-    let outcome = child::Command::new(worker)
+    let outcome = child::Command::from_file(&worker.file, &worker.path)
         .arg(mode)
         .arg(parent)
         .extra_fd(library.as_fd())
         .timeout(TIMEOUT)
         .run()
         .map_err(|e| {
-            LoadError::Preflight(format!("cannot start the worker {}: {e}", worker.display()))
+            LoadError::Preflight(format!(
+                "cannot start the worker {}: {e}",
+                worker.path.display()
+            ))
         })?;
     let shown = source.display().to_string();
     let output = snapshot::mention_source(

@@ -388,6 +388,9 @@ impl Registry {
                 snapshot::hex(&version.generation_stats().sha256.get())
             ),
         };
+        // Counted as retiring before anyone can see the new version, so that `await_retired`
+        // after a call answered by it never misses the old one.
+        self.ledger.begin(&slot.key);
         let old = slot.current.swap(Some(Arc::new(version)));
         match swap {
             Swap::Replace { keep, .. } => {
@@ -428,6 +431,10 @@ impl Registry {
             // while a handle to this slot still reached the old version.
             let old = {
                 let _generation = lock(&slot.generation);
+                if slot.current.load().is_some() {
+                    // Counted before anyone can see the key gone (see `swap_in`).
+                    self.ledger.begin(&slot.key);
+                }
                 slot.current.swap(None)
             };
             (slot, old)
@@ -617,8 +624,9 @@ impl Registry {
     }
 
     /// Takes a version that just left service out of the registry's hands.
+    /// The ledger counts it already: `swap_in` and `unload` begin its retirement before the
+    /// swap that takes it out of service.
     fn retire(&self, slot: &Slot, old: Arc<Version>) {
-        self.ledger.begin(old.key());
         slot.stats.draining(Arc::clone(old.generation_stats()));
         match Arc::try_unwrap(old) {
             // No call is in it: close it now, on this control thread.

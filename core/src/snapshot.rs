@@ -153,7 +153,11 @@ impl SnapshotDir {
         // will be mapped.
         match expected {
             Some(expected) => {
-                let found = copy_hashing(&mut file, &mut copy).map_err(|e| self.error(e))?;
+                let found = copy_hashing(&mut file, &mut copy).map_err(|e| {
+                    // A copy cut short (disk full, a read error) is never left behind.
+                    let _ = fs::remove_file(&path);
+                    self.error(e)
+                })?;
                 if *expected != found {
                     let _ = fs::remove_file(&path);
                     return Err(LoadError::Digest {

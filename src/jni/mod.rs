@@ -12,7 +12,7 @@ mod strings;
 
 use std::env;
 use std::path::PathBuf;
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jni::JNIEnv;
@@ -23,6 +23,7 @@ use contract::{generation_stats, key_stats, option};
 use entry::{Failure, run};
 use handles::HandleTable;
 use proxyso_core::plugin::LoadOptions;
+use proxyso_core::preflight::Worker;
 use proxyso_core::registry::{LibraryInfo, Registry};
 use proxyso_core::snapshot::hex;
 use strings::read_string;
@@ -100,10 +101,13 @@ fn parse_map_reserve(text: &str) -> Result<usize, Failure> {
     })
 }
 
-/// The `proxyso-worker` executable that pre-flight loads run, set by `NativeBridge.setWorker`.
-static WORKER: RwLock<Option<PathBuf>> = RwLock::new(None);
+/// The `proxyso-worker` executable that pre-flight loads run, open, set by
+/// `NativeBridge.setWorker`.
+static WORKER: RwLock<Option<Arc<Worker>>> = RwLock::new(None);
 
-/// `NativeBridge.setWorker(String path)`: `null` for none.
+/// `NativeBridge.setWorker(String path)`: opens the executable, which the caller may delete
+/// at once (pre-flights run the open file); `null` for none. A path that is not an executable
+/// file is an `IllegalArgumentException` naming it.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_setWorker<'l>(
     mut env: JNIEnv<'l>,
@@ -114,7 +118,10 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_setWorker<'l>(
         let worker = if path.is_null() {
             None
         } else {
-            Some(PathBuf::from(read_string(env, &path, "path")?))
+            let path = PathBuf::from(read_string(env, &path, "path")?);
+            Some(Arc::new(
+                Worker::open(&path).map_err(Failure::IllegalArgument)?,
+            ))
         };
         *WORKER.write().unwrap_or_else(PoisonError::into_inner) = worker;
         Ok(())

@@ -53,7 +53,15 @@ pub fn read_str<'b>(
             get_utf_length(raw_env, s.as_raw()),
         )
     };
-    let bytes = usize::try_from(bytes).unwrap_or(0);
+    // Each UTF-16 unit takes 1 to 3 bytes of modified UTF-8. A JVM that sums the length in an
+    // `int` wraps it for a string of over 700 M units; such a string is read as UTF-16, which
+    // cannot overflow, rather than into a buffer sized by a wrapped length.
+    let (Ok(bytes), Ok(units)) = (usize::try_from(bytes), usize::try_from(chars)) else {
+        return read_utf16(env, s, chars, what).map(Cow::Owned);
+    };
+    if units > (jsize::MAX as usize - 1) / 3 || bytes < units || bytes > 3 * units {
+        return read_utf16(env, s, chars, what).map(Cow::Owned);
+    }
     buf.clear();
     // One more byte: some JVMs write a terminating NUL after the region.
     buf.reserve(bytes + 1);

@@ -159,7 +159,9 @@ final class NativeLoader {
      * Makes sure native code knows the {@code proxyso-worker} executable that pre-flight loads
      * run, before the first such load: the file named by {@value #WORKER_PROPERTY} if it is set,
      * else the jar's own, extracted (mode 0700) into this JVM's private directory beside
-     * {@code libproxy.so}. Done once; a JVM that never asks for a pre-flight extracts nothing.
+     * {@code libproxy.so}. Native code opens it once and runs the open file ever after, never the
+     * name, so the extracted copy is deleted at once: nothing is left to swap or to leak. Done
+     * once; a JVM that never asks for a pre-flight extracts nothing.
      *
      * @param key the key being loaded, for the exception
      * @param path the plugin being loaded, for the exception
@@ -172,22 +174,28 @@ final class NativeLoader {
             return;
         }
         String worker = System.getProperty(WORKER_PROPERTY);
-        String where;
-        if (worker != null) {
-            where = new File(worker).getAbsolutePath();
-        } else {
-            try {
-                where = extract(resourcePath(WORKER_NAME), true).toString();
-            } catch (IOException | RuntimeException e) {
-                throw new LibraryLoadException("cannot load '" + Text.shown(path)
-                        + "' under key '" + Text.shown(key) + "': a pre-flight load needs the "
-                        + WORKER_NAME + " executable, and -D" + WORKER_PROPERTY
-                        + " is not set and the jar's cannot be extracted: " + e.getMessage(),
-                        key, path);
+        Path extracted = null;
+        try {
+            if (worker == null) {
+                extracted = extract(resourcePath(WORKER_NAME), true);
+            }
+            NativeBridge.setWorker(extracted != null
+                    ? extracted.toString() : new File(worker).getAbsolutePath());
+            workerSet = true;
+        } catch (IOException | RuntimeException e) {
+            throw new LibraryLoadException("cannot load '" + Text.shown(path) + "' under key '"
+                    + Text.shown(key) + "': a pre-flight load needs the " + WORKER_NAME
+                    + " executable, " + (worker != null ? "named by -D" + WORKER_PROPERTY
+                    : "extracted from the jar") + ": " + e.getMessage(), key, path);
+        } finally {
+            if (extracted != null) {
+                try {
+                    Files.deleteIfExists(extracted);
+                } catch (IOException ignored) {
+                    // The directory goes at exit with what is left in it.
+                }
             }
         }
-        NativeBridge.setWorker(where);
-        workerSet = true;
     }
 
     /** Tries each place in turn; throws one error naming them all if none works. */

@@ -114,11 +114,13 @@ public final class ProxySo {
         if (options.isPreflight()) {
             NativeLoader.ensureWorker(key, path);
         }
-        long generation = NativeBridge.load(key, path, options.config(), options.bits(),
-                options.sha256(), options.getKeepVersions());
-        Watcher.loaded(key, options);
-        LibraryBeans.register(key);
-        return generation;
+        synchronized (keyLock(key)) {
+            long generation = NativeBridge.load(key, path, options.config(), options.bits(),
+                    options.sha256(), options.getKeepVersions());
+            Watcher.loaded(key, options);
+            LibraryBeans.register(key);
+            return generation;
+        }
     }
 
     /**
@@ -222,13 +224,36 @@ public final class ProxySo {
     public static boolean unload(String key) {
         NativeLoader.ensureLoaded();
         checkKey(key);
-        try {
-            return NativeBridge.unload(key);
-        } finally {
-            HandleCache.forget(key);
-            Watcher.unloaded(key);
-            LibraryBeans.unregister(key);
+        // Under the key's lock, as load's bookkeeping is: otherwise a load of the key that
+        // completed between the native unload and the clean-up would lose its bean, its watch
+        // and its stored options to this unload.
+        synchronized (keyLock(key)) {
+            try {
+                return NativeBridge.unload(key);
+            } finally {
+                HandleCache.forget(key);
+                Watcher.unloaded(key);
+                LibraryBeans.unregister(key);
+            }
         }
+    }
+
+    /**
+     * Serialises {@code load} and {@code unload} of one key with their Java bookkeeping (handle
+     * cache, watch, JMX bean). Striped: two keys may share a lock, so a slow {@code init} can delay
+     * an unload of another key, never a call. {@code replace} takes none (a watch replaces while
+     * {@code unload} waits for it to finish).
+     */
+    private static final Object[] KEY_LOCKS = new Object[256];
+
+    static {
+        for (int i = 0; i < KEY_LOCKS.length; i++) {
+            KEY_LOCKS[i] = new Object();
+        }
+    }
+
+    private static Object keyLock(String key) {
+        return KEY_LOCKS[(key.hashCode() & 0x7fffffff) % KEY_LOCKS.length];
     }
 
     /**

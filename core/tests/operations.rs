@@ -1,5 +1,6 @@
 //! Operators' features through the pure Rust core: rollback, integrity, statistics, logging.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,6 +6,7 @@
 //!
 //! The fixture is `libfx_throws.so` (tests/fixtures/cpp/throws.cpp).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Handles (a key resolved once) and calls into caller-owned buffers.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::{call, plugins, registry};

@@ -2,6 +2,7 @@
 //! JVM's shutdown runs on, which the old guard did not watch -- fails to load naming both, and
 //! both handlers are back. One test in its own process: it changes handlers.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::mem::MaybeUninit;

@@ -1,5 +1,6 @@
 //! The call hot path allocates nothing in the host once its output buffer is warm.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

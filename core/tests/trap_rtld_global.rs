@@ -1,6 +1,7 @@
 //! RTLD_GLOBAL lets one library's symbols capture another's calls: shown here in a process of
 //! its own, since a library opened RTLD_GLOBAL stays in the global scope.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};

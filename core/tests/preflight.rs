@@ -2,16 +2,18 @@
 //! plugin, and a pre-flight load in a child process (`proxyso-worker`) takes the crash of a
 //! library that no check of its bytes can foresee, so this process never opens it.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;
 use std::path::Path;
 
 use common::{call, plugins, registry};
+use proxyso_core::preflight::Worker;
 use proxyso_core::{Error, LoadError, LoadOptions, Registry};
 
 /// Options that ask for a pre-flight with the built worker.
-fn preflight(worker: &Path) -> LoadOptions<'_> {
+fn preflight(worker: &Worker) -> LoadOptions<'_> {
     LoadOptions {
         preflight: true,
         worker: Some(worker),
@@ -35,7 +37,7 @@ fn refused(r: &Registry, path: &Path, options: &LoadOptions<'_>) -> (LoadError, 
 #[test]
 fn a_library_whose_constructor_crashes_fails_in_the_child_never_here() {
     let p = plugins();
-    let worker = p.worker();
+    let worker = Worker::open(&p.worker()).unwrap();
     let (r, _dir) = registry();
     let crashing = p.native("libfx_ctor_segv.so");
     let (cause, text) = refused(&r, &crashing, &preflight(&worker));
@@ -65,7 +67,7 @@ fn a_library_whose_constructor_crashes_fails_in_the_child_never_here() {
 #[test]
 fn what_the_child_refuses_is_named_with_the_users_path() {
     let p = plugins();
-    let worker = p.worker();
+    let worker = Worker::open(&p.worker()).unwrap();
     let (r, _dir) = registry();
     let missing = p.native("libfx_missing_symbol.so");
     let (_, text) = refused(&r, &missing, &preflight(&worker));
@@ -109,12 +111,43 @@ fn a_preflight_without_a_worker_fails_clearly() {
         "{text}"
     );
     let absent = dir.path().join("no-such-worker");
-    let (_, text) = refused(&r, &p.example_v1(), &preflight(&absent));
+    let text = Worker::open(&absent).unwrap_err();
     assert!(
-        text.contains(&format!("cannot start the worker {}", absent.display()))
+        text.contains(&format!("cannot open {}", absent.display()))
             && text.contains("No such file"),
         "{text}"
     );
+    let plain = dir.path().join("not-executable");
+    fs::write(&plain, b"#!/bin/sh\n").unwrap();
+    let text = Worker::open(&plain).unwrap_err();
+    assert!(text.contains("not executable"), "{text}");
+    assert!(
+        Worker::open(dir.path())
+            .unwrap_err()
+            .contains("not a regular file")
+    );
+}
+
+#[test]
+fn the_worker_runs_from_its_descriptor_even_once_its_name_is_gone() {
+    // Opened once, run through the descriptor: deleting the file (or a tmp cleaner doing it,
+    // and another user putting a program of theirs at the name) changes nothing that runs.
+    let p = plugins();
+    let (r, dir) = registry();
+    let copy = dir.path().join("proxyso-worker");
+    fs::copy(p.worker(), &copy).unwrap();
+    let worker = Worker::open(&copy).unwrap();
+    fs::remove_file(&copy).unwrap();
+    fs::write(&copy, b"#!/bin/sh\nexit 0\n").unwrap();
+    let crashing = p.native("libfx_ctor_segv.so");
+    let (_, text) = refused(&r, &crashing, &preflight(&worker));
+    assert!(
+        text.contains("killed by SIGSEGV"),
+        "the real worker ran: {text}"
+    );
+    r.load_with("p", &p.example_v1().to_string_lossy(), &preflight(&worker))
+        .unwrap();
+    assert_eq!(call(&r, "p", None, "x"), "x");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A Rust plugin that panicked still unloads completely, even with `RUST_BACKTRACE=full` set:
 //! nothing the panic machinery touches (hook, backtrace, thread handle) pins the library.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::{DRAIN, call, mapped, plugins, registry};

@@ -1,5 +1,6 @@
 //! Calling plugins: outputs, plugin errors and panics, methods, serialisation, C++ plugins.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! A plugin that installs a handler for a signal the JVM relies on fails to load and the handler
 //! is restored, unless the load allows it. One test in its own process: it changes handlers.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::mem::MaybeUninit;

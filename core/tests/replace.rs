@@ -1,5 +1,6 @@
 //! Replacement semantics through the pure Rust core: no JVM involved.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The guards for plugins that leave code behind: kept-mapped versions, pinned versions, and
 //! the crash both exist to prevent (shown in a child process).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::process::ExitStatusExt;

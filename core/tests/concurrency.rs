@@ -4,6 +4,7 @@
 //! done the registry must agree with what the operations said: each key is loaded exactly when
 //! its successful loads outnumber its successful unloads by one, and nothing else is mapped.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

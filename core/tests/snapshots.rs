@@ -1,6 +1,7 @@
 //! The private snapshot as an attacker and an unlucky operator meet it: a name swapped between
 //! hashing and mapping, descriptor numbers reused, very long file names.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::MetadataExt;

@@ -1,5 +1,6 @@
 //! Every bad library fails with an error naming what was wrong and leaves what is loaded alone.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -2,6 +2,7 @@
 //! versions, and its slow `destroy` is logged and counted while it runs. In its own process: it
 //! sets the process-wide slow-destroy limit.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

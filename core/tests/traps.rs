@@ -1,5 +1,6 @@
 //! The dlopen traps the design exists to beat, each shown next to the raw behaviour it avoids.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use libloading::os::unix::{Library, RTLD_LAZY, RTLD_LOCAL, RTLD_NOW};

@@ -3,7 +3,7 @@
 //! plugin method called directly and through the C++ frame that catches escaping exceptions).
 //! No JVM: this is the proxy's own cost.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::ffi::c_void;
