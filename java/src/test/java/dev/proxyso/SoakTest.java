@@ -51,6 +51,7 @@ public class SoakTest {
                 "PASS no call failed: 0 of ",
                 "PASS no replace, load or unload failed",
                 "PASS both versions answered",
+                "PASS descriptors of plugin copies: only the mapped ones",
                 "PASS mapped plugin copies back to the live count",
                 "PASS no retired version pinned: 0",
                 "PASS no file descriptor open that was not open at the baseline",

@@ -246,9 +246,9 @@ public final class Soak {
             ProxySo.unload(KEY);
             boolean closed = ProxySo.awaitRetired(KEY, RETIRE_TIMEOUT_SECONDS, TimeUnit.SECONDS);
             Figures unloaded = Figures.take(snapshotBase, false);
-            goal(closed && unloaded.mappedCopies.isEmpty(),
-                    "no plugin copy mapped once '" + KEY + "' is unloaded too", "%d %s",
-                    unloaded.mappedCopies.size(), unloaded.mappedCopies);
+            goal(closed && unloaded.mappedCopies.isEmpty() && unloaded.copyFds.isEmpty(),
+                    "no plugin copy mapped once '" + KEY + "' is unloaded too", "%d %s, open %s",
+                    unloaded.mappedCopies.size(), unloaded.mappedCopies, unloaded.copyFds);
 
             if (goalFailures.isEmpty()) {
                 say("soak: PASSED");
@@ -282,6 +282,9 @@ public final class Soak {
                     + "%d s or longer, this one ran %d s", MIN_REPLACEMENTS, MIN_CALLS,
                     DEFAULT_SECONDS, seconds);
         }
+        goal(end.copyFds.equals(end.mappedCopies),
+                "descriptors of plugin copies: only the mapped ones", "%s (mapped: %s)",
+                end.copyFds, end.mappedCopies);
         goal(end.mappedCopies.size() == 1 && end.mappedCopies.contains(last.getSnapshotPath()),
                 "mapped plugin copies back to the live count", "%d (live: '%s' gen %d) %s",
                 end.mappedCopies.size(), KEY, last.getGeneration(), end.mappedCopies);
@@ -607,6 +610,8 @@ public final class Soak {
         final TreeSet<String> mappedCopies = new TreeSet<String>();
         /** Open descriptors: number to what it points at. */
         final Map<String, String> fds = new TreeMap<String, String>();
+        /** The private copies that open descriptors name (each mapped version keeps one). */
+        final TreeSet<String> copyFds = new TreeSet<String>();
         /** Thread id to name. */
         final Map<String, String> threadNames = new TreeMap<String, String>();
         /** Resident KiB of each mapping of {@code /proc/self/smaps}, by start address and file. */
@@ -637,9 +642,7 @@ public final class Soak {
                     continue;
                 }
                 Path file = Paths.get(line.substring(at).replace(" (deleted)", ""));
-                Path dir = file.getParent();
-                if (dir != null && snapshotBase.equals(dir.getParent())
-                        && dir.getFileName().toString().startsWith("proxyso-")) {
+                if (isSnapshotCopy(file, snapshotBase)) {
                     figures.mappedCopies.add(file.toString());
                 }
             }
@@ -653,7 +656,14 @@ public final class Soak {
                         // leak (the JVM's GC threads read cgroup files now and then).
                         continue;
                     }
-                    figures.fds.put(fd.getFileName().toString(), target);
+                    Path copy = Paths.get(target.replace(" (deleted)", ""));
+                    if (isSnapshotCopy(copy, snapshotBase)) {
+                        // A mapped version keeps the descriptor it was mapped through: counted
+                        // with the mapped copies, not as the process's own descriptors.
+                        figures.copyFds.add(copy.toString());
+                    } else {
+                        figures.fds.put(fd.getFileName().toString(), target);
+                    }
                 }
             }
             try (DirectoryStream<Path> tasks =
@@ -770,6 +780,17 @@ public final class Soak {
                         entry.getValue()));
             }
             return text.toString();
+        }
+
+        /**
+         * Whether {@code file} is a private copy in a snapshot directory below the base (not the
+         * directory's lock file, {@code .lock}, which its JVM holds open for its whole life).
+         */
+        static boolean isSnapshotCopy(Path file, Path snapshotBase) {
+            Path dir = file.getParent();
+            return dir != null && snapshotBase.equals(dir.getParent())
+                    && dir.getFileName().toString().startsWith("proxyso-")
+                    && !file.getFileName().toString().startsWith(".");
         }
 
         /** The entries of {@code after} that {@code before} did not have, with the same value. */
