@@ -582,3 +582,67 @@ fn a_plugin_with_the_sdk_builds_with_werror_wall_wextra_pedantic() {
     r.load("pedantic", &lib.to_string_lossy(), b"").unwrap();
     assert_eq!(call(&r, "pedantic", None, "ok"), "OK");
 }
+
+#[test]
+fn the_plugin_macro_refuses_duplicate_method_names_and_unknown_flags_at_compile_time() {
+    let scratch = common::scratch_dir();
+    let plugin = |flags: &str, methods: &str| {
+        format!(
+            "#include <proxyso.hpp>\n\
+             struct P {{\n\
+                 void a(std::string_view, proxyso::output &) const {{}}\n\
+                 void b(std::string_view, proxyso::output &) const {{}}\n\
+             }};\n\
+             PROXYSO_PLUGIN_FLAGS(P, {flags}, \"p\", \"1\", {methods});\n"
+        )
+    };
+    let compile = |name: &str, source: String| {
+        let file = scratch.path().join(name);
+        std::fs::write(&file, source).unwrap();
+        Command::new(std::env::var("CXX").unwrap_or_else(|_| "g++".into()))
+            .args(["-std=c++17", "-fsyntax-only", "-I"])
+            .arg(repo().join("include"))
+            .arg("-I")
+            .arg(repo().join("sdk/cpp"))
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let ok = compile(
+        "ok.cpp",
+        plugin(
+            "PROXYSO_FLAG_SERIALIZE | PROXYSO_FLAG_KEEP_MAPPED",
+            "PROXYSO_METHOD(P, a), PROXYSO_METHOD_NAMED(\"c\", P, a), PROXYSO_METHOD(P, b)",
+        ),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for (name, flags, methods, expected) in [
+        (
+            "dup.cpp",
+            "0",
+            "PROXYSO_METHOD(P, a), PROXYSO_METHOD_NAMED(\"a\", P, b)",
+            "two proxyso methods have the same name",
+        ),
+        (
+            "empty.cpp",
+            "0",
+            "PROXYSO_METHOD_NAMED(\"\", P, a)",
+            "every proxyso method needs a non-empty name",
+        ),
+        (
+            "flags.cpp",
+            "0x4u",
+            "PROXYSO_METHOD(P, a)",
+            "unknown flag bits",
+        ),
+    ] {
+        let out = compile(name, plugin(flags, methods));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} compiled");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+}
