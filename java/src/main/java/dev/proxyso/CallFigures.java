@@ -10,6 +10,9 @@ package dev.proxyso;
  * are all timed; shorter ones are timed by sample, unless the version was loaded with
  * {@link LoadOptions#isExactTiming() exact timing}, so the total is then an estimate and the
  * longest call may miss a rare slow one.
+ *
+ * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its getters throw
+ * none.
  */
 public abstract class CallFigures {
     private final long calls;

@@ -7,6 +7,9 @@ import java.util.Arrays;
  * immutable snapshot, part of a {@link LibraryInfo}. The counts start at zero at each
  * {@code load} of the key and go on across {@code replace} and {@code rollback}; the calls in
  * flight are those in the serving version and in replaced versions still draining.
+ *
+ * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its getters throw
+ * none.
  */
 public final class CallStats extends CallFigures {
     private final long replacements;

@@ -6,6 +6,9 @@ import java.util.Arrays;
  * The call statistics of one version (generation) of a key: an immutable snapshot, part of a
  * {@link LibraryInfo}. {@link LibraryInfo#getGenerations()} lists the serving version and the
  * replaced versions whose calls are still running.
+ *
+ * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its getters throw
+ * none.
  */
 public final class GenerationStats extends CallFigures {
     private final long generation;

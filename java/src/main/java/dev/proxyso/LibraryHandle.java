@@ -104,7 +104,10 @@ public final class LibraryHandle implements AutoCloseable {
      * Calls this handle's method with a string, encoded as UTF-8, and decodes the output as UTF-8
      * (malformed bytes become U+FFFD).
      *
-     * @param input the input text
+     * <p>The string is the <em>input</em> of this handle's method, not a method name: to call
+     * another method by name with a string, use {@link #call(String, String)}.
+     *
+     * @param input the input text of this handle's method (not a method name)
      * @return the output text
      * @throws IllegalStateException if the handle is closed
      * @throws NoSuchLibraryException if the key was unloaded
@@ -116,6 +119,27 @@ public final class LibraryHandle implements AutoCloseable {
         checkOpen();
         byte[] output = NativeBridge.callHandle(id, null, input.getBytes(StandardCharsets.UTF_8),
                 false);
+        return new String(output, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Calls a method by name with a string, whatever this handle's own method is; the input is
+     * encoded as UTF-8 and the output decoded as UTF-8 (malformed bytes become U+FFFD).
+     *
+     * @param method the method name
+     * @param input the input text
+     * @return the output text
+     * @throws IllegalStateException if the handle is closed
+     * @throws NoSuchLibraryException if the key was unloaded
+     * @throws UnknownMethodException if the current version has no method of that name
+     * @throws PluginException if the plugin reports an error or a caught panic
+     */
+    public String call(String method, String input) {
+        ProxySo.checkMethod(method);
+        ProxySo.checkNotNull(input, "input");
+        checkOpen();
+        byte[] output = NativeBridge.callHandle(id, method,
+                input.getBytes(StandardCharsets.UTF_8), false);
         return new String(output, StandardCharsets.UTF_8);
     }
 

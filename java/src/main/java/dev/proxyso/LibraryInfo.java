@@ -16,6 +16,9 @@ import java.util.List;
  * {@link #getGenerations()}) are not compared, since every call changes them, nor are the counts
  * of destroy hooks ({@link #getDestroysRunning()}, {@link #getSlowDestroys()}), which change as
  * retired versions close.
+ *
+ * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its methods throw
+ * none.
  */
 public final class LibraryInfo {
     /** The key. */

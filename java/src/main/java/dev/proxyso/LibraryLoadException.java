@@ -5,6 +5,9 @@ package dev.proxyso;
  * read or opened, the descriptor symbol is missing or invalid, the ABI version differs, a symbol
  * cannot be resolved, or the plugin's {@code init} failed, panicked or let a C++ exception escape.
  * Nothing changed: on a failed {@code replace} the previous version keeps serving.
+ *
+ * <p>Thread-safety: immutable once thrown, so safe to hand to another thread. Exceptions: its
+ * methods throw none. Unchecked, like every exception of this API.
  */
 public class LibraryLoadException extends ProxySoException {
     private static final long serialVersionUID = 1L;

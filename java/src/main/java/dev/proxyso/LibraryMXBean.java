@@ -16,6 +16,9 @@ package dev.proxyso;
  *
  * <p>Should a getter run after the key was unloaded (a client that held on to the bean), it throws
  * {@link IllegalStateException}.
+ *
+ * <p>Thread-safety: thread-safe, as {@link ProxySo#info(String)} is. Exceptions: its getters throw
+ * {@link IllegalStateException} only as said above.
  */
 public interface LibraryMXBean {
     /**

@@ -20,6 +20,9 @@ import java.util.Arrays;
  *         .build();
  * ProxySo.load("model", "/opt/models/libdetector.so", options);
  * }</pre>
+ *
+ * <p>Exceptions: the getters throw none; {@link Builder}'s setters throw
+ * {@link NullPointerException} or {@link IllegalArgumentException} for a bad value, as each says.
  */
 public final class LoadOptions {
     private static final byte[] NO_CONFIG = new byte[0];
@@ -295,7 +298,13 @@ public final class LoadOptions {
         return bytes;
     }
 
-    /** Builds {@link LoadOptions}; not thread-safe. Every setting starts at its default. */
+    /**
+     * Builds {@link LoadOptions}. Every setting starts at its default.
+     *
+     * <p>Thread-safety: not thread-safe; use one builder from one thread (the options it builds
+     * are immutable and thread-safe). Exceptions: a setter throws {@link NullPointerException} or
+     * {@link IllegalArgumentException} for a bad value, as each says.
+     */
     public static final class Builder {
         private byte[] config = NO_CONFIG;
         private boolean keepMapped;

@@ -5,6 +5,9 @@ package dev.proxyso;
  * to: it was never replaced, every kept version was rolled back to already, or it keeps none
  * ({@link LoadOptions.Builder#keepVersions(int) keepVersions(0)}). Nothing changed: the current
  * version keeps serving.
+ *
+ * <p>Thread-safety: immutable once thrown, so safe to hand to another thread. Exceptions: its
+ * methods throw none. Unchecked, like every exception of this API.
  */
 public class NoPreviousVersionException extends ProxySoException {
     private static final long serialVersionUID = 1L;

@@ -5,6 +5,9 @@ package dev.proxyso;
  * than the output buffer has left. Neither buffer's position or limit changed; call again with an
  * output buffer that has at least {@link #getRequired()} bytes remaining. The plugin keeps
  * serving.
+ *
+ * <p>Thread-safety: immutable once thrown, so safe to hand to another thread. Exceptions: its
+ * methods throw none. Unchecked, like every exception of this API.
  */
 public class OutputTooSmallException extends ProxySoException {
     private static final long serialVersionUID = 1L;

@@ -5,6 +5,9 @@ package dev.proxyso;
  * of its own, or let a C++ exception escape, which the host caught (then {@link #isPanic()} is
  * {@code true}, the code is 0 and the message ends with {@code "C++ exception: "} and the
  * exception's {@code what()}). The plugin keeps serving: the next call runs normally.
+ *
+ * <p>Thread-safety: immutable once thrown, so safe to hand to another thread. Exceptions: its
+ * methods throw none. Unchecked, like every exception of this API.
  */
 public class PluginException extends ProxySoException {
     private static final long serialVersionUID = 1L;

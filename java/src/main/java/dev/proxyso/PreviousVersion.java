@@ -6,6 +6,9 @@ import java.util.Arrays;
  * A previous version a key keeps for {@link ProxySo#rollback(String)}: an immutable snapshot, part
  * of a {@link LibraryInfo}. What a rollback opens again is the version's kept private copy, never
  * the path, so overwriting or deleting the file since changes nothing.
+ *
+ * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its methods throw
+ * none.
  */
 public final class PreviousVersion {
     private final long generation;

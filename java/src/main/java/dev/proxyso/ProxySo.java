@@ -375,8 +375,13 @@ public final class ProxySo {
      * Calls the default method with a string, encoded as UTF-8, and decodes the output as UTF-8
      * (malformed bytes become U+FFFD).
      *
+     * <p>The second string is the <em>input</em> of the default method (the first of the plugin's
+     * method table), not a method name: {@code call("model", "version")} sends the text
+     * {@code "version"} to the default method. To call a method by name with a string, use
+     * {@link #call(String, String, String)}.
+     *
      * @param key the loaded key
-     * @param input the input text
+     * @param input the input text of the default method (not a method name)
      * @return the output text
      * @throws NoSuchLibraryException if no library is loaded under the key
      * @throws PluginException if the plugin reports an error or a caught panic
@@ -386,6 +391,27 @@ public final class ProxySo {
         checkCallKey(key);
         checkNotNull(input, "input");
         byte[] output = HandleCache.call(key, null, input.getBytes(StandardCharsets.UTF_8));
+        return new String(output, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Calls a method by name with a string, encoded as UTF-8, and decodes the output as UTF-8
+     * (malformed bytes become U+FFFD).
+     *
+     * @param key the loaded key
+     * @param method the method name
+     * @param input the input text
+     * @return the output text
+     * @throws NoSuchLibraryException if no library is loaded under the key
+     * @throws UnknownMethodException if the plugin has no method of that name
+     * @throws PluginException if the plugin reports an error or a caught panic
+     */
+    public static String call(String key, String method, String input) {
+        NativeLoader.ensureLoaded();
+        checkCallKey(key);
+        checkMethod(method);
+        checkNotNull(input, "input");
+        byte[] output = HandleCache.call(key, method, input.getBytes(StandardCharsets.UTF_8));
         return new String(output, StandardCharsets.UTF_8);
     }
 

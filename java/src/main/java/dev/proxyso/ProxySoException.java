@@ -5,6 +5,9 @@ package dev.proxyso;
  *
  * <p>The message is complete and human-readable: it names the key, and where they apply the path,
  * the method and the cause. Subclasses carry the same facts as fields.
+ *
+ * <p>Thread-safety: immutable once thrown, so safe to hand to another thread. Exceptions: its
+ * methods throw none. It is unchecked, as every exception of this API is.
  */
 public class ProxySoException extends RuntimeException {
     private static final long serialVersionUID = 1L;

@@ -1,6 +1,11 @@
 package dev.proxyso;
 
-/** Thrown by {@code call} when the plugin loaded under the key has no method of the given name. */
+/**
+ * Thrown by {@code call} when the plugin loaded under the key has no method of the given name.
+ *
+ * <p>Thread-safety: immutable once thrown, so safe to hand to another thread. Exceptions: its
+ * methods throw none. Unchecked, like every exception of this API.
+ */
 public class UnknownMethodException extends ProxySoException {
     private static final long serialVersionUID = 1L;
 

@@ -18,6 +18,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *     serve();
  * }
  * }</pre>
+ *
+ * <p>Thread-safety: thread-safe; {@link #close()} may be called from any thread, any number of
+ * times, and only the first call does anything. Exceptions: {@link #getSettleTime(TimeUnit)}
+ * throws {@link NullPointerException} for a {@code null} unit; the other methods throw none (a
+ * failed replacement reaches the listener as a {@link WatchEvent}, never the caller).
  */
 public final class Watch implements AutoCloseable {
     private final String key;
@@ -56,6 +61,7 @@ public final class Watch implements AutoCloseable {
      *
      * @param unit the unit of the answer
      * @return the settle time in {@code unit}, rounded down
+     * @throws NullPointerException if {@code unit} is {@code null}
      */
     public long getSettleTime(TimeUnit unit) {
         return unit.convert(settleNanos, TimeUnit.NANOSECONDS);

@@ -3,6 +3,9 @@ package dev.proxyso;
 /**
  * One replacement a {@link Watch} attempted after the watched file changed and settled: handed to
  * {@link WatchListener#onReplace(WatchEvent)}. Immutable.
+ *
+ * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its methods throw
+ * none.
  */
 public final class WatchEvent {
     private final String key;

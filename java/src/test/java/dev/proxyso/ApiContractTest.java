@@ -61,7 +61,10 @@ public class ApiContractTest {
         assertNpe("input", () -> ProxySo.call(key, (byte[]) null));
         assertNpe("key", () -> ProxySo.call(null, "tag", bytes));
         assertNpe("method", () -> ProxySo.call(key, null, bytes));
-        assertNpe("input", () -> ProxySo.call(key, "tag", null));
+        assertNpe("input", () -> ProxySo.call(key, "tag", (byte[]) null));
+        assertNpe("key", () -> ProxySo.call(null, "tag", "text"));
+        assertNpe("method", () -> ProxySo.call(key, null, "text"));
+        assertNpe("input", () -> ProxySo.call(key, "tag", (String) null));
         assertNpe("key", () -> ProxySo.call(null, "text"));
         assertNpe("input", () -> ProxySo.call(key, (String) null));
         assertNpe("key", () -> ProxySo.info(null));

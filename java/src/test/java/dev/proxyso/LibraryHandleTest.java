@@ -236,7 +236,9 @@ public class LibraryHandleTest {
             assertNpe("input", () -> handle.call((byte[]) null));
             assertNpe("input", () -> handle.call((String) null));
             assertNpe("method", () -> handle.call(null, new byte[0]));
-            assertNpe("input", () -> handle.call("len", null));
+            assertNpe("input", () -> handle.call("len", (byte[]) null));
+            assertNpe("method", () -> handle.call(null, "text"));
+            assertNpe("input", () -> handle.call("len", (String) null));
             assertNpe("in", () -> handle.call(null, ByteBuffer.allocateDirect(1)));
             assertNpe("out", () -> handle.call(ByteBuffer.allocateDirect(1), null));
             assertEquals("x", handle.call("x"));
