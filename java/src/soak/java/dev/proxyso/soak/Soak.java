@@ -646,6 +646,9 @@ public final class Soak {
                     figures.mappedCopies.add(file.toString());
                 }
             }
+            // This process's own /proc/PID/fd, which the listing below holds open.
+            String listing = Files.readSymbolicLink(Paths.get("/proc/self")).toString();
+            listing = "/proc/" + listing + "/fd";
             try (DirectoryStream<Path> fds = Files.newDirectoryStream(Paths.get("/proc/self/fd"))) {
                 for (Path fd : fds) {
                     String target;
@@ -654,6 +657,11 @@ public final class Soak {
                     } catch (IOException e) {
                         // Closed while the list was read: open for a moment only, so not a
                         // leak (the JVM's GC threads read cgroup files now and then).
+                        continue;
+                    }
+                    if (target.equals(listing)) {
+                        // The descriptor of this very listing: its number changes from one
+                        // reading to the next.
                         continue;
                     }
                     Path copy = Paths.get(target.replace(" (deleted)", ""));
