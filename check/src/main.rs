@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod args;
+mod exports;
 mod output;
 mod report;
 mod run;

@@ -23,7 +23,7 @@ pub enum Status {
 /// One check and its verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// `file`, `link`, `descriptor`, `init`, `signals`, `call` or `unload`.
+    /// `file`, `link`, `descriptor`, `exports`, `init`, `signals`, `call` or `unload`.
     pub name: &'static str,
     /// The verdict.
     pub status: Status,
@@ -202,6 +202,12 @@ pub struct Report {
     pub missing_libraries: Vec<String>,
     /// Signals whose handler the plugin changed.
     pub signal_handlers: Vec<String>,
+    /// How many symbols the library exports besides `proxyso_plugin`.
+    pub extra_export_count: usize,
+    /// The first of them (at most `exports::SHOWN`), demangled.
+    pub extra_exports: Vec<String>,
+    /// Its `STB_GNU_UNIQUE` symbols, demangled: glibc never unloads a library that has one.
+    pub unique_symbols: Vec<String>,
     /// The sample call, when one was made.
     pub call: Option<CallReport>,
     /// What the plugin and the proxy logged during the check, in order.

@@ -17,6 +17,7 @@ use proxyso_core::signals::Handlers;
 use proxyso_core::snapshot::SnapshotDir;
 
 use crate::args::{CallRequest, Request};
+use crate::exports;
 use crate::report::{
     CallError, CallReport, Check, Flags, LogLine, Preview, Report, Status, describe_duration,
 };
@@ -122,6 +123,8 @@ pub fn run(request: &Request) -> Report {
         report.flags = Some(Flags::from_bits(plugin.flags()));
     }
     report.push(descriptor_check(&report, reached, error));
+    let exports = exports_check(&request.plugin, reached, &mut report);
+    report.push(exports);
     report.push(init_check(request, reached, error));
 
     let kept_mapped = plugin.map(Plugin::kept_mapped);
@@ -145,7 +148,7 @@ pub fn run(request: &Request) -> Report {
     }
 
     report.push(match loaded {
-        Ok(plugin) => unload_check(plugin, keep_reason(request, &report)),
+        Ok(plugin) => unload_check(plugin, &request.plugin, keep_reason(request, &report)),
         Err(_) => skipped("unload", "not checked: the load failed"),
     });
     proxyso_core::log::set_sink(None);
@@ -296,6 +299,49 @@ fn descriptor_check(report: &Report, reached: Stage, error: Option<&LoadError>) 
             ),
         ),
     }
+}
+
+/// Exports: the descriptor alone, or a warning naming what else is exported and the version
+/// script that hides it; the `STB_GNU_UNIQUE` symbols are named in any case.
+fn exports_check(plugin: &Path, reached: Stage, report: &mut Report) -> Check {
+    if reached == Stage::File {
+        return skipped("exports", "not checked: the file is not loadable");
+    }
+    let found = match exports::read(plugin) {
+        Ok(found) => found,
+        Err(why) => return Check::new("exports", Status::Warn, format!("not checked: {why}")),
+    };
+    report.extra_export_count = found.extra.len();
+    report.extra_exports = found.extra.iter().take(exports::SHOWN).cloned().collect();
+    report.unique_symbols = found.unique.clone();
+    if found.extra.is_empty() {
+        return Check::new("exports", Status::Ok, "proxyso_plugin alone");
+    }
+    let noun = if found.extra.len() == 1 {
+        "symbol"
+    } else {
+        "symbols"
+    };
+    let mut check = Check::new(
+        "exports",
+        Status::Warn,
+        format!(
+            "{} {noun} besides proxyso_plugin: {}",
+            found.extra.len(),
+            exports::first_few(&found.extra)
+        ),
+    )
+    .with_fact(
+        "fix",
+        format!(
+            "link with -Wl,--version-script=exports.map, exports.map holding: {}",
+            exports::VERSION_SCRIPT
+        ),
+    );
+    if !found.unique.is_empty() {
+        check = check.with_fact("unique", exports::unique_advice(&found.unique));
+    }
+    check
 }
 
 /// `init` with the config asked for.
@@ -477,7 +523,7 @@ fn keep_reason(request: &Request, report: &Report) -> &'static str {
 
 /// Unloading: `destroy`, then `dlclose`, then the question the proxy asks after every close
 /// (is it still loaded?).
-fn unload_check(plugin: Plugin, keep_reason: &str) -> Check {
+fn unload_check(plugin: Plugin, source: &Path, keep_reason: &str) -> Check {
     let kept_mapped = plugin.kept_mapped();
     let stayed = plugin.close();
     if kept_mapped {
@@ -487,12 +533,21 @@ fn unload_check(plugin: Plugin, keep_reason: &str) -> Check {
             format!("destroy ran; the library stays mapped on purpose ({keep_reason})"),
         )
     } else if stayed {
+        let unique = exports::read(source).map(|e| e.unique).unwrap_or_default();
+        let why = if unique.is_empty() {
+            "something pins it (a thread-local destructor, a library it loaded with \
+             RTLD_NODELETE)"
+                .to_owned()
+        } else {
+            exports::unique_advice(&unique)
+        };
         Check::new(
             "unload",
             Status::Fail,
-            "destroy ran, but the library is still loaded after dlclose: something pins it (an \
-             STB_GNU_UNIQUE symbol, a thread-local destructor); the proxy would log it and count \
-             it as pinned",
+            format!(
+                "destroy ran, but the library is still loaded after dlclose: {why}; the proxy \
+                 would log it and count it as pinned"
+            ),
         )
     } else {
         Check::new(
