@@ -5,6 +5,7 @@
 
 mod args;
 mod exports;
+mod isolate;
 mod output;
 mod report;
 mod run;
@@ -23,6 +24,10 @@ const FAILED: u8 = 1;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == isolate::CHILD_FLAG) {
+        return isolate::child_main(&args[1..]);
+    }
     let request = match args::Args::parse().into_request() {
         Ok(request) => request,
         Err(message) => {
@@ -38,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(FAILED);
         }
     };
-    let report = run::run(&request);
+    let report = isolate::run(&request);
     let written = if request.json {
         output::json(&report, &mut out)
     } else {

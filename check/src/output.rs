@@ -63,7 +63,7 @@ fn summary(report: &Report) -> String {
             .checks
             .iter()
             .filter(|c| c.status == status)
-            .map(|c| c.name)
+            .map(|c| c.name.as_str())
             .collect()
     };
     let failed = named(Status::Fail);

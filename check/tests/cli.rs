@@ -645,3 +645,150 @@ fn a_cpp_exception_escaping_the_plugin_is_a_fail_line_not_a_crash() {
         "C++ exception: unknown C++ exception (of type int)"
     );
 }
+
+/// The statuses of the JSON report's checks, by name.
+fn statuses(report: &Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_method_that_aborts_is_a_fail_line_after_the_checks_that_passed() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--call", "abort"]);
+    run.exits_with(1);
+    for name in ["file", "link", "descriptor", "exports", "init", "signals"] {
+        run.expect(name, "ok", &[]);
+    }
+    assert_eq!(run.fact("methods"), "ok (default), abort");
+    run.expect(
+        "call",
+        "FAIL",
+        &["the call of 'abort' was killed by SIGABRT (signal 6"],
+    );
+    run.expect("unload", "--", &[]);
+    assert!(
+        run.stdout.ends_with("result: FAIL (call); 1 not run\n"),
+        "{}",
+        run.stdout
+    );
+
+    let report = check_plugin(&crash, &["--call", "abort", "--json"])
+        .exits_with(1)
+        .json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["died"]["check"], "call");
+    assert_eq!(report["died"]["signal"], "SIGABRT");
+    assert_eq!(report["name"], "check-crash");
+    let expected: Vec<(String, String)> = [
+        ("file", "ok"),
+        ("link", "ok"),
+        ("descriptor", "ok"),
+        ("exports", "ok"),
+        ("init", "ok"),
+        ("signals", "ok"),
+        ("call", "fail"),
+        ("unload", "skipped"),
+    ]
+    .iter()
+    .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(statuses(&report), expected);
+}
+
+#[test]
+fn an_init_that_segfaults_is_a_fail_line_after_the_checks_that_passed() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--config-text", "segv", "--call"]);
+    run.exits_with(1);
+    for name in ["file", "link", "exports"] {
+        run.expect(name, "ok", &[]);
+    }
+    run.expect("descriptor", "ok", &["ABI version 1", "check-crash 1"]);
+    run.expect(
+        "init",
+        "FAIL",
+        &["init of plugin check-crash 1 was killed by SIGSEGV (signal 11"],
+    );
+    for name in ["signals", "call", "unload"] {
+        run.expect(name, "--", &[]);
+    }
+
+    let report = check_plugin(&crash, &["--json", "--config-text", "segv"])
+        .exits_with(1)
+        .json();
+    assert_eq!(report["died"]["check"], "init");
+    assert_eq!(report["died"]["signal"], "SIGSEGV");
+    let expected: Vec<(String, String)> = [
+        ("file", "ok"),
+        ("link", "ok"),
+        ("descriptor", "ok"),
+        ("exports", "ok"),
+        ("init", "fail"),
+        ("signals", "skipped"),
+        ("unload", "skipped"),
+    ]
+    .iter()
+    .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(statuses(&report), expected);
+
+    // A constructor that crashes fails the link (dlopen runs it).
+    let run = check_plugin(&native("libfx_ctor_segv.so"), &[]);
+    run.exits_with(1);
+    run.expect("file", "ok", &[]);
+    run.expect("link", "FAIL", &["dlopen", "SIGSEGV"]);
+    run.expect("descriptor", "--", &[]);
+}
+
+#[test]
+fn options_work_before_and_after_the_plugin() {
+    let plugin = common::plugins().example_v1();
+    for args in [
+        vec![
+            plugin.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--call"),
+            OsStr::new("len"),
+            OsStr::new("--input-text"),
+            OsStr::new("abc"),
+        ],
+        vec![
+            OsStr::new("--json"),
+            OsStr::new("--call"),
+            OsStr::new("len"),
+            OsStr::new("--input-text"),
+            OsStr::new("abc"),
+            plugin.as_os_str(),
+        ],
+        vec![
+            OsStr::new("--input-text"),
+            OsStr::new("abc"),
+            OsStr::new("--json"),
+            plugin.as_os_str(),
+            OsStr::new("--call=len"),
+        ],
+    ] {
+        let report = check(&args).exits_with(0).json();
+        assert_eq!(report["call"]["method"], "len", "{args:?}");
+        assert_eq!(report["call"]["input_len"], 3, "{args:?}");
+    }
+    // `--call PLUGIN.so`: the path is the plugin, the default method is called.
+    let report = check([
+        OsStr::new("--json"),
+        OsStr::new("--call"),
+        plugin.as_os_str(),
+    ])
+    .exits_with(0)
+    .json();
+    assert_eq!(report["call"]["method"], "echo");
+}
