@@ -10,10 +10,12 @@ use clap::Parser;
 ///
 /// Checks, in the order of a real load: the file (a whole ELF shared object for this machine),
 /// linking (every needed library and every symbol, as `ldd -r` lists them), the descriptor (ABI
-/// version, name, version, methods, flags), `init` with the given config, the signal handlers
-/// plugin code installed, an optional sample call, and unloading (`destroy`, then `dlclose`
-/// really unmaps it). Exit status: 0 when every check passed, 1 when one failed, 2 for a usage
-/// error.
+/// version, name, version, methods, flags), the exports (nothing but `proxyso_plugin`; every
+/// STB_GNU_UNIQUE symbol named), `init` with the given config, the signal handlers plugin code
+/// installed, an optional sample call, and unloading (`destroy`, then `dlclose` really unmaps
+/// it). The plugin's code runs in a child process: a crash or abort there fails the check it
+/// was in, naming the signal. Options may come before or after the plugin. Exit status: 0 when
+/// every check passed, 1 when one failed, 2 for a usage error.
 #[derive(Debug, Parser)]
 #[command(name = "proxyso-check", version)]
 pub struct Args {

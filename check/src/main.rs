@@ -35,15 +35,10 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    // Before any plugin code runs.
-    let mut out = match output::reserve_stdout() {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("proxyso-check: cannot set up standard output: {e}");
-            return ExitCode::from(FAILED);
-        }
-    };
+    // The plugin's code runs in a child process (`isolate`), whose standard output is not
+    // this one: nothing it prints can land in the report.
     let report = isolate::run(&request);
+    let mut out = std::io::stdout().lock();
     let written = if request.json {
         output::json(&report, &mut out)
     } else {
