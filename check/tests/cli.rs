@@ -669,7 +669,7 @@ fn a_method_that_aborts_is_a_fail_line_after_the_checks_that_passed() {
     for name in ["file", "link", "descriptor", "exports", "init", "signals"] {
         run.expect(name, "ok", &[]);
     }
-    assert_eq!(run.fact("methods"), "ok (default), abort");
+    assert_eq!(run.fact("methods"), "ok (default), abort, hang");
     run.expect(
         "call",
         "FAIL",
@@ -748,6 +748,30 @@ fn an_init_that_segfaults_is_a_fail_line_after_the_checks_that_passed() {
     run.expect("file", "ok", &[]);
     run.expect("link", "FAIL", &["dlopen", "SIGSEGV"]);
     run.expect("descriptor", "--", &[]);
+}
+
+#[test]
+fn plugin_code_that_runs_past_the_timeout_is_killed_and_fails_its_check() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--call", "hang", "--timeout", "1"]);
+    run.exits_with(1);
+    run.expect("init", "ok", &[]);
+    run.expect(
+        "call",
+        "FAIL",
+        &["the call of 'hang' was still running after 1000 ms and was killed"],
+    );
+    run.expect("unload", "--", &[]);
+}
+
+#[test]
+fn a_destroy_that_segfaults_fails_unload_after_the_call() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--config-text", "destroy-segv", "--call"]);
+    run.exits_with(1);
+    run.expect("call", "ok", &["'ok' returned 4 bytes"]);
+    assert_eq!(run.fact("output"), "\"fine\"");
+    run.expect("unload", "FAIL", &["destroy", "SIGSEGV"]);
 }
 
 #[test]
