@@ -17,7 +17,11 @@ use clap::Parser;
 /// was in, naming the signal. Options may come before or after the plugin. Exit status: 0 when
 /// every check passed, 1 when one failed, 2 for a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "proxyso-check", version)]
+#[command(
+    name = "proxyso-check",
+    version,
+    override_usage = "proxyso-check [OPTIONS] PLUGIN.so [OPTIONS]"
+)]
 pub struct Args {
     /// The plugin library to check. Options may come before or after it.
     #[arg(value_name = "PLUGIN.so")]
