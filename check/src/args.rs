@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -9,16 +10,22 @@ use clap::Parser;
 ///
 /// Checks, in the order of a real load: the file (a whole ELF shared object for this machine),
 /// linking (every needed library and every symbol, as `ldd -r` lists them), the descriptor (ABI
-/// version, name, version, methods, flags), `init` with the given config, the signal handlers
-/// plugin code installed, an optional sample call, and unloading (`destroy`, then `dlclose`
-/// really unmaps it). Exit status: 0 when every check passed, 1 when one failed, 2 for a usage
-/// error.
+/// version, name, version, methods, flags), the exports (nothing but `proxyso_plugin`; every
+/// STB_GNU_UNIQUE symbol named), `init` with the given config, the signal handlers plugin code
+/// installed, an optional sample call, and unloading (`destroy`, then `dlclose` really unmaps
+/// it). The plugin's code runs in a child process: a crash or abort there fails the check it
+/// was in, naming the signal. Options may come before or after the plugin. Exit status: 0 when
+/// every check passed, 1 when one failed, 2 for a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "proxyso-check", version)]
+#[command(
+    name = "proxyso-check",
+    version,
+    override_usage = "proxyso-check [OPTIONS] PLUGIN.so [OPTIONS]"
+)]
 pub struct Args {
-    /// The plugin library to check.
+    /// The plugin library to check. Options may come before or after it.
     #[arg(value_name = "PLUGIN.so")]
-    pub plugin: PathBuf,
+    pub plugin: Option<PathBuf>,
 
     /// Hand `init` the contents of FILE as its config ("-" reads standard input).
     #[arg(long, value_name = "FILE", conflicts_with = "config_text")]
@@ -28,8 +35,9 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     pub config_text: Option<String>,
 
-    /// Make a sample call of METHOD, or of the default method when none is named. Give
-    /// PLUGIN.so first, or write --call=METHOD, so that the path is not taken for the method.
+    /// Make a sample call of METHOD, or of the default method when none is named. In
+    /// `--call PLUGIN.so` with no other path, the path is the plugin (the default method is
+    /// called).
     #[arg(long, value_name = "METHOD")]
     pub call: Option<Option<String>>,
 
@@ -60,13 +68,18 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
 
+    /// Kill the plugin's code (it runs in a child process) after SECONDS; the check it was in
+    /// fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Bytes handed to the plugin, and where they came from (for the report).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Payload {
     /// The bytes.
     pub bytes: Vec<u8>,
@@ -75,7 +88,7 @@ pub struct Payload {
 }
 
 /// The sample call asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallRequest {
     /// The method named, or `None` for the default method.
     pub method: Option<String>,
@@ -100,6 +113,8 @@ pub struct Request {
     pub snapshot_parent: PathBuf,
     /// Print JSON.
     pub json: bool,
+    /// How long the plugin's code may run, all of it.
+    pub timeout: Duration,
 }
 
 impl Args {
@@ -110,8 +125,14 @@ impl Args {
         {
             return Err("--config and --input cannot both read standard input".to_owned());
         }
+        let (plugin, call) = match (self.plugin, self.call) {
+            (Some(plugin), call) => (plugin, call),
+            // `--call PLUGIN.so`: the only path there is was taken for the method.
+            (None, Some(Some(path))) => (PathBuf::from(path), Some(None)),
+            (None, _) => return Err("no plugin given: proxyso-check [OPTIONS] PLUGIN.so".into()),
+        };
         let config = payload(self.config, self.config_text, "config", "an empty config")?;
-        let call = match self.call {
+        let call = match call {
             None => None,
             Some(method) => Some(CallRequest {
                 method,
@@ -119,13 +140,14 @@ impl Args {
             }),
         };
         Ok(Request {
-            plugin: self.plugin,
+            plugin,
             config,
             call,
             allow_signal_handlers: self.allow_signal_handlers,
             keep_mapped: self.keep_mapped,
             snapshot_parent: self.snapshot_dir.unwrap_or_else(std::env::temp_dir),
             json: self.json,
+            timeout: Duration::from_secs(self.timeout),
         })
     }
 }
@@ -199,7 +221,28 @@ mod tests {
         assert!(parse(&["p.so", "--input-text", "x"]).is_err());
         assert!(parse(&["p.so", "--config", "f", "--config-text", "x"]).is_err());
         assert!(parse(&["p.so", "--call", "--input", "f", "--input-text", "x"]).is_err());
-        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn options_go_before_or_after_the_plugin() {
+        let request = |args: &[&str]| parse(args).unwrap().into_request().unwrap();
+        for args in [
+            &["p.so", "--json", "--call", "sum", "--keep-mapped"][..],
+            &["--json", "--call", "sum", "p.so", "--keep-mapped"],
+            &["--keep-mapped", "--call=sum", "--json", "p.so"],
+        ] {
+            let request = request(args);
+            assert_eq!(request.plugin, PathBuf::from("p.so"), "{args:?}");
+            assert_eq!(request.call.unwrap().method.as_deref(), Some("sum"));
+            assert!(request.json && request.keep_mapped, "{args:?}");
+        }
+        // The path right after --call: the plugin, with a call of the default method.
+        let request = request(&["--json", "--call", "p.so", "--input-text", "x"]);
+        assert_eq!(request.plugin, PathBuf::from("p.so"));
+        assert_eq!(request.call.unwrap().method, None);
+        let err = parse(&[]).unwrap().into_request().unwrap_err();
+        assert!(err.contains("no plugin given"), "{err}");
+        assert!(parse(&["--json"]).unwrap().into_request().is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 #![deny(missing_docs)]
 
 mod args;
+mod exports;
+mod isolate;
 mod output;
 mod report;
 mod run;
@@ -22,6 +24,10 @@ const FAILED: u8 = 1;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == isolate::CHILD_FLAG) {
+        return isolate::child_main(&args[1..]);
+    }
     let request = match args::Args::parse().into_request() {
         Ok(request) => request,
         Err(message) => {
@@ -29,15 +35,10 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    // Before any plugin code runs.
-    let mut out = match output::reserve_stdout() {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("proxyso-check: cannot set up standard output: {e}");
-            return ExitCode::from(FAILED);
-        }
-    };
-    let report = run::run(&request);
+    // The plugin's code runs in a child process (`isolate`), whose standard output is not
+    // this one: nothing it prints can land in the report.
+    let report = isolate::run(&request);
+    let mut out = std::io::stdout().lock();
     let written = if request.json {
         output::json(&report, &mut out)
     } else {

@@ -1,27 +1,9 @@
 //! Where the report goes and how it reads: one line per check for people, one JSON object for
 //! scripts.
 
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 
 use crate::report::{Report, Status};
-
-/// Keeps standard output for the report alone, and returns it.
-///
-/// The plugin's code runs in this process: a stray `printf` in a constructor or `init` would
-/// land in the middle of the report and break `--json`. So the report gets a duplicate of the
-/// original standard output, and descriptor 1 is pointed at standard error for the rest of the
-/// process, where whatever the plugin prints still shows.
-pub fn reserve_stdout() -> io::Result<File> {
-    let report = File::from(io::stdout().as_fd().try_clone_to_owned()?);
-    // SAFETY: dup2 on two descriptors this process has open replaces descriptor 1 atomically;
-    // nothing holds a reference to the old file description but `report`, which has its own.
-    if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(report)
-}
 
 /// Writes the report as one JSON object on one line.
 pub fn json(report: &Report, out: &mut impl Write) -> io::Result<()> {
@@ -63,7 +45,7 @@ fn summary(report: &Report) -> String {
             .checks
             .iter()
             .filter(|c| c.status == status)
-            .map(|c| c.name)
+            .map(|c| c.name.as_str())
             .collect()
     };
     let failed = named(Status::Fail);

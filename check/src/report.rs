@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::symbols::Unresolved;
 
 /// A check's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// It passed.
@@ -21,10 +21,10 @@ pub enum Status {
 }
 
 /// One check and its verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    /// `file`, `link`, `descriptor`, `init`, `signals`, `call` or `unload`.
-    pub name: &'static str,
+    /// `file`, `link`, `descriptor`, `exports`, `init`, `signals`, `call` or `unload`.
+    pub name: String,
     /// The verdict.
     pub status: Status,
     /// What was found, in a sentence that names what was wrong.
@@ -32,14 +32,14 @@ pub struct Check {
     /// Extra lines the human report prints under the check (the JSON report has the same facts
     /// as fields of its own).
     #[serde(skip)]
-    pub facts: Vec<(&'static str, String)>,
+    pub facts: Vec<(String, String)>,
 }
 
 impl Check {
     /// A check with this verdict and no extra lines.
-    pub fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Check {
+    pub fn new(name: &str, status: Status, detail: impl Into<String>) -> Check {
         Check {
-            name,
+            name: name.to_owned(),
             status,
             detail: detail.into(),
             facts: Vec::new(),
@@ -47,14 +47,14 @@ impl Check {
     }
 
     /// The same check with an extra line under it.
-    pub fn with_fact(mut self, label: &'static str, value: impl Into<String>) -> Check {
-        self.facts.push((label, value.into()));
+    pub fn with_fact(mut self, label: &str, value: impl Into<String>) -> Check {
+        self.facts.push((label.to_owned(), value.into()));
         self
     }
 }
 
 /// The descriptor's flag bits, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flags {
     /// The raw `PROXYSO_FLAG_*` bits.
     pub bits: u32,
@@ -92,10 +92,10 @@ impl Flags {
 }
 
 /// How a sample call's bytes are shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preview {
     /// `text` (valid UTF-8) or `hex` (bytes as two-digit hex, space-separated).
-    pub encoding: &'static str,
+    pub encoding: String,
     /// The text, or the hex digits, up to the limit.
     pub data: String,
     /// True when `data` shows only the start of the output.
@@ -114,7 +114,7 @@ impl Preview {
             Ok(text) => {
                 let cut = text.char_indices().nth(TEXT_LIMIT).map(|(at, _)| at);
                 Preview {
-                    encoding: "text",
+                    encoding: "text".to_owned(),
                     data: text[..cut.unwrap_or(text.len())].to_owned(),
                     truncated: cut.is_some(),
                 }
@@ -123,7 +123,7 @@ impl Preview {
                 let shown = &bytes[..bytes.len().min(HEX_LIMIT)];
                 let hex: Vec<String> = shown.iter().map(|b| format!("{b:02x}")).collect();
                 Preview {
-                    encoding: "hex",
+                    encoding: "hex".to_owned(),
                     data: hex.join(" "),
                     truncated: shown.len() < bytes.len(),
                 }
@@ -134,7 +134,7 @@ impl Preview {
     /// One line for people: the text quoted and escaped, or the hex marked as such, saying
     /// what part of `total` bytes it shows.
     pub fn describe(&self, total: usize) -> String {
-        match (self.encoding, self.truncated) {
+        match (self.encoding.as_str(), self.truncated) {
             ("text", false) => format!("{:?}", self.data),
             ("text", true) => format!(
                 "{:?}... (the first {TEXT_LIMIT} characters of {total} bytes)",
@@ -150,7 +150,7 @@ impl Preview {
 }
 
 /// A plugin's report of a failed call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallError {
     /// The plugin's code (0 when the host refused what the plugin returned).
     pub code: i32,
@@ -161,7 +161,7 @@ pub struct CallError {
 }
 
 /// The sample call, made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallReport {
     /// The method called.
     pub method: String,
@@ -178,7 +178,7 @@ pub struct CallReport {
 }
 
 /// Everything a check found: the JSON report is this object.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// The plugin path as given.
     pub plugin: String,
@@ -202,17 +202,43 @@ pub struct Report {
     pub missing_libraries: Vec<String>,
     /// Signals whose handler the plugin changed.
     pub signal_handlers: Vec<String>,
+    /// How many symbols the library exports besides `proxyso_plugin`.
+    pub extra_export_count: usize,
+    /// The first of them (at most `exports::SHOWN`), demangled.
+    pub extra_exports: Vec<String>,
+    /// Its `STB_GNU_UNIQUE` symbols, demangled: glibc never unloads a library that has one.
+    pub unique_symbols: Vec<String>,
     /// The sample call, when one was made.
     pub call: Option<CallReport>,
     /// What the plugin and the proxy logged during the check, in order.
     pub log: Vec<LogLine>,
+    /// How plugin code ended the checker's child process, when it did (the check it died in
+    /// is a `FAIL`).
+    pub died: Option<Died>,
+}
+
+/// How plugin code ended the checker's child process (see `isolate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Died {
+    /// The check it died in.
+    pub check: String,
+    /// The signal that killed it ("SIGSEGV"), if one did.
+    pub signal: Option<String>,
+    /// True when that signal left a core dump.
+    pub core_dumped: bool,
+    /// The exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// True when it ran past `--timeout` and the checker killed it.
+    pub timed_out: bool,
+    /// The last line it printed, if any (glibc's abort message, for example).
+    pub last_output: Option<String>,
 }
 
 /// One log record from the check: a plugin's `host->log` line or one of the proxy's events.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogLine {
     /// `ERROR`, `WARN`, `INFO` or `DEBUG`.
-    pub level: &'static str,
+    pub level: String,
     /// True for the plugin's own line.
     pub from_plugin: bool,
     /// The text.
@@ -251,7 +277,7 @@ mod tests {
     #[test]
     fn previews_text_and_hex_and_cuts_long_output() {
         let short = Preview::of(b"hello\n");
-        assert_eq!((short.encoding, short.truncated), ("text", false));
+        assert_eq!((short.encoding.as_str(), short.truncated), ("text", false));
         assert_eq!(short.describe(6), r#""hello\n""#);
 
         let long = "é".repeat(TEXT_LIMIT + 10);

@@ -17,6 +17,8 @@ use proxyso_core::signals::Handlers;
 use proxyso_core::snapshot::SnapshotDir;
 
 use crate::args::{CallRequest, Request};
+use crate::exports;
+use crate::isolate::{self, Part};
 use crate::report::{
     CallError, CallReport, Check, Flags, LogLine, Preview, Report, Status, describe_duration,
 };
@@ -28,7 +30,7 @@ const LABEL: &str = "proxyso-check";
 /// The stages of a load, in order; a load error belongs to the stage that failed, and every
 /// stage before it passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
+pub enum Stage {
     /// Reading, copying and checking the file's ELF headers.
     File,
     /// `dlopen`: needed libraries and symbols.
@@ -65,7 +67,18 @@ fn failed_stage(error: &LoadError) -> Stage {
     }
 }
 
-/// Runs every check `request` asks for and reports them.
+/// The checks of a report, in order.
+pub fn order(call: bool) -> Vec<&'static str> {
+    let mut order = vec!["file", "link", "descriptor", "exports", "init", "signals"];
+    if call {
+        order.push("call");
+    }
+    order.push("unload");
+    order
+}
+
+/// Runs every check `request` asks for and reports them, in this process: the checker's child
+/// (`isolate`), which tells its parent where it is as it goes.
 pub fn run(request: &Request) -> Report {
     let mut report = Report {
         plugin: request.plugin.display().to_string(),
@@ -76,6 +89,7 @@ pub fn run(request: &Request) -> Report {
         config: &request.config.bytes,
         keep_mapped: request.keep_mapped,
         allow_signal_handlers: request.allow_signal_handlers,
+        progress: Some(isolate::on_load_progress),
         ..LoadOptions::default()
     };
     // The plugin's log lines belong in the report, not scattered on standard error.
@@ -83,7 +97,7 @@ pub fn run(request: &Request) -> Report {
     let sink = Arc::clone(&log);
     proxyso_core::log::set_sink(Some(Arc::new(move |record: proxyso_core::log::Record| {
         let line = LogLine {
-            level: record.level.name(),
+            level: record.level.name().to_owned(),
             from_plugin: record.from_plugin,
             message: record.message,
         };
@@ -122,6 +136,8 @@ pub fn run(request: &Request) -> Report {
         report.flags = Some(Flags::from_bits(plugin.flags()));
     }
     report.push(descriptor_check(&report, reached, error));
+    let exports = exports_check(&request.plugin, reached, &mut report);
+    report.push(exports);
     report.push(init_check(request, reached, error));
 
     let kept_mapped = plugin.map(Plugin::kept_mapped);
@@ -134,18 +150,31 @@ pub fn run(request: &Request) -> Report {
     );
     report.signal_handlers = installed;
     report.push(signals);
+    let so_far = |report: &Report| {
+        let mut report = report.clone();
+        report.log = log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        isolate::checkpoint(&report);
+    };
+    so_far(&report);
 
     if let Some(call) = &request.call {
         let (check, made) = match plugin {
-            Some(plugin) => call_check(plugin, call),
+            Some(plugin) => {
+                isolate::entering(Part::Call, call.method.clone());
+                call_check(plugin, call)
+            }
             None => (skipped("call", "not made: the load failed"), None),
         };
         report.call = made;
         report.push(check);
+        so_far(&report);
     }
 
     report.push(match loaded {
-        Ok(plugin) => unload_check(plugin, keep_reason(request, &report), &log),
+        Ok(plugin) => {
+            isolate::entering(Part::Unload, None);
+            unload_check(plugin, &request.plugin, keep_reason(request, &report), &log)
+        }
         Err(_) => skipped("unload", "not checked: the load failed"),
     });
     proxyso_core::log::set_sink(None);
@@ -168,7 +197,7 @@ fn skipped(name: &'static str, why: &str) -> Check {
 }
 
 /// The file: readable, a regular file, a whole ELF shared object for this machine.
-fn file_check(path: &Path, reached: Stage, error: Option<&LoadError>) -> Check {
+pub fn file_check(path: &Path, reached: Stage, error: Option<&LoadError>) -> Check {
     match error {
         Some(e) if reached == Stage::File => {
             Check::new("file", Status::Fail, format!("'{}': {e}", path.display()))
@@ -188,7 +217,7 @@ fn file_check(path: &Path, reached: Stage, error: Option<&LoadError>) -> Check {
 
 /// Linking: every needed library found and every symbol resolved, from the loader's trace when
 /// there is one and from `dlopen` in any case.
-fn link_check(
+pub fn link_check(
     plugin: &Path,
     trace: Option<&Result<Trace, String>>,
     reached: Stage,
@@ -296,6 +325,49 @@ fn descriptor_check(report: &Report, reached: Stage, error: Option<&LoadError>) 
             ),
         ),
     }
+}
+
+/// Exports: the descriptor alone, or a warning naming what else is exported and the version
+/// script that hides it; the `STB_GNU_UNIQUE` symbols are named in any case.
+pub fn exports_check(plugin: &Path, reached: Stage, report: &mut Report) -> Check {
+    if reached == Stage::File {
+        return skipped("exports", "not checked: the file is not loadable");
+    }
+    let found = match exports::read(plugin) {
+        Ok(found) => found,
+        Err(why) => return Check::new("exports", Status::Warn, format!("not checked: {why}")),
+    };
+    report.extra_export_count = found.extra.len();
+    report.extra_exports = found.extra.iter().take(exports::SHOWN).cloned().collect();
+    report.unique_symbols = found.unique.clone();
+    if found.extra.is_empty() {
+        return Check::new("exports", Status::Ok, "proxyso_plugin alone");
+    }
+    let noun = if found.extra.len() == 1 {
+        "symbol"
+    } else {
+        "symbols"
+    };
+    let mut check = Check::new(
+        "exports",
+        Status::Warn,
+        format!(
+            "{} {noun} besides proxyso_plugin: {}",
+            found.extra.len(),
+            exports::first_few(&found.extra)
+        ),
+    )
+    .with_fact(
+        "fix",
+        format!(
+            "link with -Wl,--version-script=exports.map, exports.map holding: {}",
+            exports::VERSION_SCRIPT
+        ),
+    );
+    if !found.unique.is_empty() {
+        check = check.with_fact("unique", exports::unique_advice(&found.unique));
+    }
+    check
 }
 
 /// `init` with the config asked for.
@@ -478,7 +550,12 @@ fn keep_reason(request: &Request, report: &Report) -> &'static str {
 /// Unloading: `destroy`, then `dlclose`, then the question the proxy asks after every close
 /// (is it still loaded?). An error the proxy logs meanwhile (a C++ exception that escaped
 /// `destroy`) fails the check.
-fn unload_check(plugin: Plugin, keep_reason: &str, log: &Mutex<Vec<LogLine>>) -> Check {
+fn unload_check(
+    plugin: Plugin,
+    source: &Path,
+    keep_reason: &str,
+    log: &Mutex<Vec<LogLine>>,
+) -> Check {
     let kept_mapped = plugin.kept_mapped();
     let before = log.lock().unwrap_or_else(PoisonError::into_inner).len();
     let stayed = plugin.close();
@@ -495,12 +572,21 @@ fn unload_check(plugin: Plugin, keep_reason: &str, log: &Mutex<Vec<LogLine>>) ->
             format!("destroy ran; the library stays mapped on purpose ({keep_reason})"),
         )
     } else if stayed {
+        let unique = exports::read(source).map(|e| e.unique).unwrap_or_default();
+        let why = if unique.is_empty() {
+            "something pins it (a thread-local destructor, a library it loaded with \
+             RTLD_NODELETE)"
+                .to_owned()
+        } else {
+            exports::unique_advice(&unique)
+        };
         Check::new(
             "unload",
             Status::Fail,
-            "destroy ran, but the library is still loaded after dlclose: something pins it (an \
-             STB_GNU_UNIQUE symbol, a thread-local destructor); the proxy would log it and count \
-             it as pinned",
+            format!(
+                "destroy ran, but the library is still loaded after dlclose: {why}; the proxy \
+                 would log it and count it as pinned"
+            ),
         )
     } else {
         Check::new(

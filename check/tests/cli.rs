@@ -129,6 +129,25 @@ fn own_plugins() -> &'static Path {
             assert!(status.success(), "{cc} {source} failed: {status}");
         };
         cc("libcheck_odd.so", "odd.c", &[]);
+        cc("libcheck_crash.so", "crash.c", &[]);
+        // C++ built with the README's C line: -fvisibility=hidden alone, no version script.
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".to_owned());
+        let status = Command::new(&cxx)
+            .args([
+                "-std=c++17",
+                "-O2",
+                "-fPIC",
+                "-shared",
+                "-fvisibility=hidden",
+                "-I",
+            ])
+            .arg(here.join("../include"))
+            .arg("-o")
+            .arg(dir.join("libcheck_cpp_exports.so"))
+            .arg(src.join("cpp_exports.cpp"))
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cxx}: {e}"));
+        assert!(status.success(), "{cxx} cpp_exports.cpp failed: {status}");
         cc("libcheck_dep.so", "dep.c", &[]);
         let lib_dir = format!("-L{}", dir.display());
         cc(
@@ -152,6 +171,7 @@ fn a_good_plugin_passes_every_check_and_shows_its_call() {
         "file",
         "link",
         "descriptor",
+        "exports",
         "init",
         "signals",
         "call",
@@ -185,7 +205,7 @@ fn a_good_plugin_passes_every_check_and_shows_its_call() {
     );
     assert!(!run.stderr.contains("loaded with"), "{}", run.stderr);
     assert!(
-        run.stdout.ends_with("result: ok, all 7 checks passed\n"),
+        run.stdout.ends_with("result: ok, all 8 checks passed\n"),
         "{}",
         run.stdout
     );
@@ -224,7 +244,8 @@ fn the_json_report_has_every_fact_for_scripts() {
         .iter()
         .map(|c| c["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["ok"; 7]);
+    assert_eq!(statuses, ["ok"; 8]);
+    assert_eq!(report["extra_export_count"], 0);
 }
 
 #[test]
@@ -376,11 +397,11 @@ fn a_missing_path_is_named() {
             "No such file",
         ],
     );
-    for later in ["link", "descriptor", "init", "signals", "unload"] {
+    for later in ["link", "descriptor", "exports", "init", "signals", "unload"] {
         run.expect(later, "--", &[]);
     }
     assert!(
-        run.stdout.contains("result: FAIL (file); 5 not run"),
+        run.stdout.contains("result: FAIL (file); 6 not run"),
         "{}",
         run.stdout
     );
@@ -482,6 +503,83 @@ fn a_library_that_stays_loaded_after_dlclose_fails_unload() {
         .expect("unload", "ok", &["dlclose unloaded"]);
 }
 
+/// The digit table of `std::to_string`, as g++ 12's libstdc++ instantiates it.
+const DIGITS: &str = "std::__detail::__to_chars_10_impl<unsigned long>(char*, unsigned int, \
+                      unsigned long)::__digits";
+
+#[test]
+fn a_gnu_unique_symbol_is_named_demangled_with_the_flag_that_fixes_it() {
+    let plugin = own_plugins().join("libcheck_cpp_exports.so");
+    let run = check_plugin(&plugin, &["--call", "--input-text", "12345"]);
+    run.exits_with(1);
+    run.expect("call", "ok", &["returned 1 byte"]);
+    run.expect(
+        "unload",
+        "FAIL",
+        &[
+            "still loaded after dlclose",
+            &format!("its STB_GNU_UNIQUE symbol {DIGITS} makes glibc keep it loaded"),
+            "build with -fno-gnu-unique",
+        ],
+    );
+    assert!(
+        run.fact("unique").contains("build with -fno-gnu-unique"),
+        "{}",
+        run.stdout
+    );
+
+    let report = check_plugin(&plugin, &["--json"]).exits_with(1).json();
+    assert_eq!(report["unique_symbols"], serde_json::json!([DIGITS]));
+}
+
+#[test]
+fn extra_exports_are_a_warning_with_their_count_names_and_the_version_script() {
+    let plugin = own_plugins().join("libcheck_cpp_exports.so");
+    let run = check_plugin(&plugin, &[]);
+    // Count the variants of a destructor once: ~vector() (C1 and C2), _M_realloc_insert, the
+    // digit table.
+    run.expect(
+        "exports",
+        "warn",
+        &[
+            "3 symbols besides proxyso_plugin: ",
+            "std::vector<std::__cxx11::basic_string<char",
+            ">::~vector()",
+            DIGITS,
+        ],
+    );
+    assert_eq!(
+        run.fact("fix"),
+        "link with -Wl,--version-script=exports.map, exports.map holding: \
+         { global: proxyso_plugin; local: *; };"
+    );
+    let report = check_plugin(&plugin, &["--json"]).json();
+    assert_eq!(report["extra_export_count"], 3);
+    assert_eq!(report["extra_exports"].as_array().unwrap().len(), 3);
+    let exports = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "exports")
+        .expect("an exports check");
+    assert_eq!(exports["status"], "warn");
+
+    // The C fixture exports one function besides the descriptor; a warning does not fail.
+    let run = check_plugin(&native("libfx_clash_a.so"), &[]);
+    run.exits_with(0);
+    run.expect(
+        "exports",
+        "warn",
+        &["1 symbol besides proxyso_plugin: fx_clash_tag"],
+    );
+    assert!(
+        run.stdout
+            .ends_with("result: ok, all 7 checks passed (warning: exports)\n"),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn what_a_plugin_prints_never_reaches_the_report() {
     let run = check_plugin(
@@ -556,4 +654,175 @@ fn a_cpp_exception_escaping_the_plugin_is_a_fail_line_not_a_crash() {
         report["call"]["error"]["message"],
         "C++ exception: unknown C++ exception (of type int)"
     );
+}
+
+/// The statuses of the JSON report's checks, by name.
+fn statuses(report: &Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_method_that_aborts_is_a_fail_line_after_the_checks_that_passed() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--call", "abort"]);
+    run.exits_with(1);
+    for name in ["file", "link", "descriptor", "exports", "init", "signals"] {
+        run.expect(name, "ok", &[]);
+    }
+    assert_eq!(run.fact("methods"), "ok (default), abort, hang");
+    run.expect(
+        "call",
+        "FAIL",
+        &["the call of 'abort' was killed by SIGABRT (signal 6"],
+    );
+    run.expect("unload", "--", &[]);
+    assert!(
+        run.stdout.ends_with("result: FAIL (call); 1 not run\n"),
+        "{}",
+        run.stdout
+    );
+
+    let report = check_plugin(&crash, &["--call", "abort", "--json"])
+        .exits_with(1)
+        .json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["died"]["check"], "call");
+    assert_eq!(report["died"]["signal"], "SIGABRT");
+    assert_eq!(report["name"], "check-crash");
+    let expected: Vec<(String, String)> = [
+        ("file", "ok"),
+        ("link", "ok"),
+        ("descriptor", "ok"),
+        ("exports", "ok"),
+        ("init", "ok"),
+        ("signals", "ok"),
+        ("call", "fail"),
+        ("unload", "skipped"),
+    ]
+    .iter()
+    .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(statuses(&report), expected);
+}
+
+#[test]
+fn an_init_that_segfaults_is_a_fail_line_after_the_checks_that_passed() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--config-text", "segv", "--call"]);
+    run.exits_with(1);
+    for name in ["file", "link", "exports"] {
+        run.expect(name, "ok", &[]);
+    }
+    run.expect("descriptor", "ok", &["ABI version 1", "check-crash 1"]);
+    run.expect(
+        "init",
+        "FAIL",
+        &["init of plugin check-crash 1 was killed by SIGSEGV (signal 11"],
+    );
+    for name in ["signals", "call", "unload"] {
+        run.expect(name, "--", &[]);
+    }
+
+    let report = check_plugin(&crash, &["--json", "--config-text", "segv"])
+        .exits_with(1)
+        .json();
+    assert_eq!(report["died"]["check"], "init");
+    assert_eq!(report["died"]["signal"], "SIGSEGV");
+    let expected: Vec<(String, String)> = [
+        ("file", "ok"),
+        ("link", "ok"),
+        ("descriptor", "ok"),
+        ("exports", "ok"),
+        ("init", "fail"),
+        ("signals", "skipped"),
+        ("unload", "skipped"),
+    ]
+    .iter()
+    .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(statuses(&report), expected);
+
+    // A constructor that crashes fails the link (dlopen runs it).
+    let run = check_plugin(&native("libfx_ctor_segv.so"), &[]);
+    run.exits_with(1);
+    run.expect("file", "ok", &[]);
+    run.expect("link", "FAIL", &["dlopen", "SIGSEGV"]);
+    run.expect("descriptor", "--", &[]);
+}
+
+#[test]
+fn plugin_code_that_runs_past_the_timeout_is_killed_and_fails_its_check() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--call", "hang", "--timeout", "1"]);
+    run.exits_with(1);
+    run.expect("init", "ok", &[]);
+    run.expect(
+        "call",
+        "FAIL",
+        &["the call of 'hang' was still running after 1000 ms and was killed"],
+    );
+    run.expect("unload", "--", &[]);
+}
+
+#[test]
+fn a_destroy_that_segfaults_fails_unload_after_the_call() {
+    let crash = own_plugins().join("libcheck_crash.so");
+    let run = check_plugin(&crash, &["--config-text", "destroy-segv", "--call"]);
+    run.exits_with(1);
+    run.expect("call", "ok", &["'ok' returned 4 bytes"]);
+    assert_eq!(run.fact("output"), "\"fine\"");
+    run.expect("unload", "FAIL", &["destroy", "SIGSEGV"]);
+}
+
+#[test]
+fn options_work_before_and_after_the_plugin() {
+    let plugin = common::plugins().example_v1();
+    for args in [
+        vec![
+            plugin.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--call"),
+            OsStr::new("len"),
+            OsStr::new("--input-text"),
+            OsStr::new("abc"),
+        ],
+        vec![
+            OsStr::new("--json"),
+            OsStr::new("--call"),
+            OsStr::new("len"),
+            OsStr::new("--input-text"),
+            OsStr::new("abc"),
+            plugin.as_os_str(),
+        ],
+        vec![
+            OsStr::new("--input-text"),
+            OsStr::new("abc"),
+            OsStr::new("--json"),
+            plugin.as_os_str(),
+            OsStr::new("--call=len"),
+        ],
+    ] {
+        let report = check(&args).exits_with(0).json();
+        assert_eq!(report["call"]["method"], "len", "{args:?}");
+        assert_eq!(report["call"]["input_len"], 3, "{args:?}");
+    }
+    // `--call PLUGIN.so`: the path is the plugin, the default method is called.
+    let report = check([
+        OsStr::new("--json"),
+        OsStr::new("--call"),
+        plugin.as_os_str(),
+    ])
+    .exits_with(0)
+    .json();
+    assert_eq!(report["call"]["method"], "echo");
 }

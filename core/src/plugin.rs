@@ -90,6 +90,24 @@ pub struct LoadOptions<'a> {
     pub preflight: bool,
     /// The `proxyso-worker` executable a pre-flight runs; without one, a pre-flight fails.
     pub worker: Option<&'a preflight::Worker>,
+    /// Told just before each part of the load that runs plugin code, so that a process that
+    /// dies there knows where (`proxyso-check` runs loads in a child process that reports its
+    /// progress to the parent).
+    pub progress: Option<fn(LoadProgress<'_>)>,
+}
+
+/// The part of a load that is about to run plugin code (see `LoadOptions::progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadProgress<'a> {
+    /// `dlopen`: the library's constructors, and those of the libraries it needs, run.
+    Dlopen,
+    /// The descriptor is read (a bad pointer in it faults here).
+    Descriptor,
+    /// The descriptor passed its checks and `init` runs; `plugin` is its "name version".
+    Init {
+        /// "name version".
+        plugin: &'a str,
+    },
 }
 
 impl<'a> LoadOptions<'a> {
@@ -557,6 +575,12 @@ fn open_snapshot(
     if options.keep_mapped {
         flags |= libc::RTLD_NODELETE;
     }
+    let progress = |stage: LoadProgress<'_>| {
+        if let Some(progress) = options.progress {
+            progress(stage);
+        }
+    };
+    progress(LoadProgress::Dlopen);
     // RTLD_NOW: an unresolved symbol fails here, not as a crash at first call.
     // RTLD_LOCAL: two plugins, or two versions of one, never bind to each other's symbols.
     // Mapped through the descriptor that was written and hashed, never by the copy's name.
@@ -565,6 +589,7 @@ fn open_snapshot(
     let mapped = unsafe { Mapped::open(snapshot, flags) }
         .map_err(|e| LoadError::Open(mention_source(&e.to_string(), snapshot, shown)))?;
     let snapshot_path = snapshot.path().to_path_buf();
+    progress(LoadProgress::Descriptor);
 
     // SAFETY: the symbol is looked up as a data address, not called.
     let symbol = unsafe {
@@ -611,6 +636,9 @@ fn open_snapshot(
         kept_copy: None,
     };
     if let Some(init) = desc.init {
+        progress(LoadProgress::Init {
+            plugin: &format!("{} {}", plugin.name, plugin.version),
+        });
         let mut error = ErrorSlot::default();
         // SAFETY: `init` comes from a checked descriptor; every pointer passed is valid for the
         // call (`config` is never null, as the header promises), and the host services live

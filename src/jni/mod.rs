@@ -237,6 +237,7 @@ fn open_version<'l>(
             exact_timing: options & option::EXACT_TIMING != 0,
             preflight: options & option::PREFLIGHT != 0,
             worker: worker.as_deref(),
+            progress: None,
         };
         Ok(count(op(registry(), &key, &path, &options)?))
     })
