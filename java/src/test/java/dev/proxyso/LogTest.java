@@ -19,8 +19,6 @@ import java.util.logging.Level;
 import java.util.logging.LogRecord;
 import java.util.logging.Logger;
 import java.util.logging.SimpleFormatter;
-import org.junit.After;
-import org.junit.Before;
 import org.junit.Rule;
 import org.junit.Test;
 
@@ -38,37 +36,11 @@ public class LogTest {
     public final Keys keys = new Keys();
 
     /** Every record of dev.proxyso and below while a test runs. */
-    private final List<LogRecord> records = new ArrayList<LogRecord>();
-    /** Held strongly, so that the logger and its handler stay. */
+    @Rule
+    public final LogCapture log = new LogCapture();
+    private final List<LogRecord> records = log.records;
+    /** Held strongly, so that a level set on it stays. */
     private final Logger proxyLogger = Logger.getLogger("dev.proxyso");
-    private final Handler handler = new Handler() {
-        @Override
-        public void publish(LogRecord record) {
-            synchronized (records) {
-                records.add(record);
-                records.notifyAll();
-            }
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
-
-    @Before
-    public void attach() {
-        handler.setLevel(Level.ALL);
-        proxyLogger.addHandler(handler);
-    }
-
-    @After
-    public void detach() {
-        proxyLogger.removeHandler(handler);
-    }
 
     /** What a record must be to be waited for. */
     private interface Match {

@@ -15,14 +15,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.logging.Handler;
 import java.util.logging.Level;
 import java.util.logging.LogRecord;
-import java.util.logging.Logger;
 import javax.management.MBeanServer;
 import javax.management.ObjectName;
-import org.junit.After;
-import org.junit.Before;
 import org.junit.Rule;
 import org.junit.Test;
 
@@ -39,37 +35,10 @@ public class RetireTest {
     @Rule
     public final Keys keys = new Keys();
 
-    /** Every record of dev.proxyso while a test runs. */
-    private final List<LogRecord> records = new ArrayList<LogRecord>();
-    /** Held strongly, so that the logger and its handler stay. */
-    private final Logger proxyLogger = Logger.getLogger("dev.proxyso");
-    private final Handler handler = new Handler() {
-        @Override
-        public void publish(LogRecord record) {
-            synchronized (records) {
-                records.add(record);
-            }
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
-
-    @Before
-    public void attach() {
-        handler.setLevel(Level.ALL);
-        proxyLogger.addHandler(handler);
-    }
-
-    @After
-    public void detach() {
-        proxyLogger.removeHandler(handler);
-    }
+    /** Every record of dev.proxyso and below while a test runs. */
+    @Rule
+    public final LogCapture log = new LogCapture();
+    private final List<LogRecord> records = log.records;
 
     /** What must come true. */
     private interface Condition {
