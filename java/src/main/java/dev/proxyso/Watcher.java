@@ -403,14 +403,28 @@ final class Watcher {
         if (!Files.exists(marker)) {
             return true;
         }
+        // Only regular files are read: opening a FIFO would block the one watch thread, and with
+        // it every watch. Read at most one byte past the limit, whatever the size said.
+        if (!Files.isRegularFile(marker) || !Files.isRegularFile(entry.file)) {
+            LOG.fine("watch of key '" + entry.watch.getKey() + "': " + marker + " or "
+                    + entry.file + " is not a regular file; waiting");
+            return false;
+        }
         byte[] text;
-        try {
-            if (Files.size(marker) > MAX_MARKER_BYTES) {
+        try (InputStream in = Files.newInputStream(marker)) {
+            byte[] buffer = new byte[MAX_MARKER_BYTES + 1];
+            int length = 0;
+            int n;
+            while (length < buffer.length
+                    && (n = in.read(buffer, length, buffer.length - length)) > 0) {
+                length += n;
+            }
+            if (length > MAX_MARKER_BYTES) {
                 LOG.fine("watch of key '" + entry.watch.getKey() + "': " + marker
                         + " is too large to be a digest; waiting");
                 return false;
             }
-            text = Files.readAllBytes(marker);
+            text = Arrays.copyOf(buffer, length);
         } catch (IOException e) {
             // Removed since: judged again at the next event.
             LOG.log(Level.FINE, "cannot read " + marker, e);

@@ -169,6 +169,34 @@ public class PreflightTest {
     }
 
     @Test
+    public void aMarkerThatIsAFifoNeitherHangsTheWatchNorLoads() throws Exception {
+        String key = keys.next("marker-fifo");
+        String path = live.toString();
+        ProxySo.load(key, path);
+        watch = ProxySo.watch(key, path, new WatchListener() {
+            @Override
+            public void onReplace(WatchEvent event) {
+                events.add(event);
+            }
+        });
+        // A FIFO where the marker goes: reading it would block the one watch thread for good.
+        Path marker = dir.resolve("live.so.sha256");
+        Process mkfifo = new ProcessBuilder("mkfifo", marker.toString()).start();
+        assertEquals(0, mkfifo.waitFor());
+        TestSupport.overwriteInPlace(live, v2);
+        WatchEvent early = events.poll(QUIET_MILLIS, TimeUnit.MILLISECONDS);
+        assertNull("loaded while its marker is no regular file: " + early, early);
+        assertEquals("x", ProxySo.call(key, "x"));
+        // The watch thread is free: a real marker is read and the file loaded.
+        Files.delete(marker);
+        Files.write(marker, (sha256(v2) + "  live.so\n").getBytes(StandardCharsets.US_ASCII));
+        WatchEvent done = events.poll(EVENT_SECONDS, TimeUnit.SECONDS);
+        assertNotNull("the watch thread hung on the FIFO", done);
+        assertTrue(done + " " + done.getError(), done.isSuccess());
+        assertEquals("x,ab", ProxySo.call(key, "x"));
+    }
+
+    @Test
     public void theMarkerMakesTheWatchWaitForTheWritersDigest() throws Exception {
         String key = keys.next("marker");
         String path = live.toString();
