@@ -166,7 +166,8 @@ public class BadInputTest {
         // It loads, answers, unloads; the version stays mapped, since its handler is installed.
         for (String line : Arrays.asList("probe: loaded generation 1, kept mapped true",
                 "probe: answer signal", "probe: unloaded true", "probe: retired true",
-                "probe: still mapped true", "probe: done")) {
+                "probe: still mapped true", "probe: null dereference: NullPointerException",
+                "probe: done")) {
             assertTrue("no line '" + line + "': " + result.describe(),
                     result.output.contains(line));
         }

@@ -171,10 +171,19 @@ public final class GuardProbe {
         // Under -Xcheck:jni the JVM checks its signal handlers every few hundred milliseconds and
         // reports the one the plugin changed: give it the time to.
         Thread.sleep(CHECK_SIGNALS_MILLIS);
+        // The JVM's SIGSEGV handler is now the plugin's, which chains to the JVM's: an implicit
+        // null check still ends in a NullPointerException (and safepoints still stop threads).
+        nullDereference();
         say("done");
-        // The JVM's SIGSEGV handler is now the plugin's, which ignores the signal: the first
-        // implicit null check would fault again and again. Leave without running more Java.
-        Runtime.getRuntime().halt(0);
+    }
+
+    private static void nullDereference() {
+        try {
+            Object nothing = null;
+            say("no NullPointerException: " + nothing.hashCode());
+        } catch (NullPointerException e) {
+            say("null dereference: NullPointerException");
+        }
     }
 
     /** A plugin's SIGSEGV handler refused and the JVM's put back. */
@@ -185,12 +194,7 @@ public final class GuardProbe {
         } catch (LibraryLoadException e) {
             say("refused: " + e.getMessage());
         }
-        try {
-            Object nothing = null;
-            say("no NullPointerException: " + nothing.hashCode());
-        } catch (NullPointerException e) {
-            say("null dereference: NullPointerException");
-        }
+        nullDereference();
         Thread.sleep(CHECK_SIGNALS_MILLIS);
         say("done");
     }

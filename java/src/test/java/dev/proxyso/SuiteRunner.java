@@ -36,6 +36,7 @@ public final class SuiteRunner {
             classes.add(Class.forName(name));
         }
         final int[] counts = new int[3];
+        final List<Failure> failures = new ArrayList<Failure>();
         JUnitCore core = new JUnitCore();
         core.addListener(new RunListener() {
             private Description failed;
@@ -43,6 +44,7 @@ public final class SuiteRunner {
             @Override
             public void testFailure(Failure failure) {
                 failed = failure.getDescription();
+                failures.add(failure);
                 counts[1]++;
                 System.out.println(name(failure.getDescription()) + " FAILED");
                 System.out.println(failure.getTrace());
@@ -71,6 +73,13 @@ public final class SuiteRunner {
             }
         });
         Result result = core.run(classes.toArray(new Class<?>[0]));
+        // Again at the end, where a long log is read first: which tests failed, and why.
+        for (Failure failure : failures) {
+            String message = String.valueOf(failure.getMessage());
+            int newline = message.indexOf('\n');
+            System.out.println("failed: " + name(failure.getDescription()) + ": "
+                    + (newline < 0 ? message : message.substring(0, newline)));
+        }
         System.out.println("java: " + counts[0] + " passed, " + counts[1] + " failed, "
                 + counts[2] + " skipped (JDK " + System.getProperty("java.version") + ")");
         System.exit(result.wasSuccessful() && counts[0] > 0 ? 0 : 1);
