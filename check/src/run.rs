@@ -56,9 +56,11 @@ fn failed_stage(error: &LoadError) -> Stage {
         | LoadError::UnsafeSnapshotDir { .. } => Stage::File,
         // Also the rare failure to mark an allowed version RTLD_NODELETE: a dlopen as well.
         // A pre-flight (which the checker never asks for) is a dlopen in a child process.
-        LoadError::Open(_) | LoadError::TooManyMappings { .. } | LoadError::Preflight(_) => {
-            Stage::Link
-        }
+        // An isolated load's failure in its worker is reported from there as a whole.
+        LoadError::Open(_)
+        | LoadError::TooManyMappings { .. }
+        | LoadError::Preflight(_)
+        | LoadError::Isolated(_) => Stage::Link,
         LoadError::NoDescriptor(_)
         | LoadError::AbiMismatch { .. }
         | LoadError::BadDescriptor(_) => Stage::Descriptor,

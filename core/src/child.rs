@@ -8,15 +8,17 @@
 //!
 //! - standard input from `/dev/null`, standard output and error into one pipe whose last
 //!   [`TAIL_BYTES`] the parent keeps;
-//! - optionally one more descriptor as number 3 (a plugin snapshot, for example);
+//! - optionally more descriptors, each at the number asked for (a plugin snapshot as 3, for
+//!   example);
 //! - nothing else: every descriptor the proxy makes is close-on-exec, and those that other code
 //!   in the process left inheritable are closed in the child (glibc 2.34 and later);
 //! - an empty signal mask, default signal handling, and a process group of its own (so that a
 //!   timeout kills whatever it started, too);
 //! - the parent's environment.
 //!
-//! The parent waits with a timeout, draining the pipe all along; a child still running at the
-//! deadline is killed (SIGKILL, its whole group) and reaped. The end is classified the way
+//! `run` waits with a timeout, draining the pipe all along; a child still running at the
+//! deadline is killed (SIGKILL, its whole group) and reaped. `spawn` hands back the running
+//! child (`Running`) for a caller that watches it itself. The end is classified the way
 //! Chromium's `kill_posix.cc` does: exited with a code, or killed by a signal (by name), and
 //! "timed out, killed by us" kept apart.
 
@@ -52,7 +54,8 @@ pub struct Command<'a> {
     /// The open program, executed as `/proc/self/fd/PROGRAM_FD` rather than by its name.
     program_file: Option<BorrowedFd<'a>>,
     args: Vec<OsString>,
-    extra: Option<BorrowedFd<'a>>,
+    /// Descriptors handed to the child, with the number each gets there.
+    extra: Vec<(BorrowedFd<'a>, RawFd)>,
     timeout: Duration,
 }
 
@@ -169,7 +172,7 @@ impl<'a> Command<'a> {
             program: program.to_path_buf(),
             program_file: None,
             args: Vec::new(),
-            extra: None,
+            extra: Vec::new(),
             timeout: Duration::from_secs(30),
         }
     }
@@ -178,8 +181,13 @@ impl<'a> Command<'a> {
     /// (`/proc/self/fd/N` in the child), never by a name that another process could swap
     /// between a check and the start; the program may be deleted from disk already.
     pub fn from_file(file: &'a File, name: &Path) -> Command<'a> {
+        Command::from_fd(file.as_fd(), name)
+    }
+
+    /// As `from_file`, for a borrowed descriptor.
+    pub fn from_fd(program: BorrowedFd<'a>, name: &Path) -> Command<'a> {
         Command {
-            program_file: Some(file.as_fd()),
+            program_file: Some(program),
             ..Command::new(name)
         }
     }
@@ -191,8 +199,25 @@ impl<'a> Command<'a> {
     }
 
     /// Hands the child `fd` as descriptor [`EXTRA_FD`] (3).
-    pub fn extra_fd(mut self, fd: BorrowedFd<'a>) -> Command<'a> {
-        self.extra = Some(fd);
+    pub fn extra_fd(self, fd: BorrowedFd<'a>) -> Command<'a> {
+        self.fd_as(fd, EXTRA_FD)
+    }
+
+    /// Hands the child `fd` as descriptor `target`: 3, or above [`PROGRAM_FD`] (0 to 2 are the
+    /// standard streams and 4 the program's).
+    ///
+    /// # Panics
+    /// If `target` is one of those, or already given.
+    pub fn fd_as(mut self, fd: BorrowedFd<'a>, target: RawFd) -> Command<'a> {
+        assert!(
+            target == EXTRA_FD || target > PROGRAM_FD,
+            "descriptor {target} is taken in the child"
+        );
+        assert!(
+            self.extra.iter().all(|(_, t)| *t != target),
+            "descriptor {target} is given twice"
+        );
+        self.extra.push((fd, target));
         self
     }
 
@@ -207,6 +232,15 @@ impl<'a> Command<'a> {
     /// `Err` only when it could not be started (its `errno`, such as "No such file or
     /// directory") or, after it was, when its end could not be learned.
     pub fn run(&self) -> io::Result<Outcome> {
+        let running = self.spawn()?;
+        wait(running, self.timeout)
+    }
+
+    /// Spawns the child and hands it back running (the timeout does not apply: the caller
+    /// watches it).
+    ///
+    /// `Err` when it could not be started (its `errno`, such as "No such file or directory").
+    pub fn spawn(&self) -> io::Result<Running> {
         let program = c_string(self.program.as_os_str())?;
         let mut args = vec![program.clone()];
         for arg in &self.args {
@@ -224,19 +258,27 @@ impl<'a> Command<'a> {
         let envp = null_terminated(&env);
 
         let (output_read, output_write) = pipe()?;
-        // Numbers 0 to 4 are the child's targets: a source among them could be overwritten
-        // by an earlier action, so such a source is moved above them first.
-        let output_write = above_targets(output_write.as_fd())?.unwrap_or(output_write);
-        let extra_moved = match self.extra {
-            Some(fd) => above_targets(fd)?,
-            None => None,
-        };
-        let extra = extra_moved
-            .as_ref()
-            .map(AsRawFd::as_raw_fd)
-            .or(self.extra.map(|fd| fd.as_raw_fd()));
+        // Numbers 0 to `highest` are the child's targets: a source among them could be
+        // overwritten by an earlier action, so such a source is moved above them first.
+        let highest = self
+            .extra
+            .iter()
+            .map(|(_, target)| *target)
+            .fold(PROGRAM_FD, RawFd::max);
+        let output_write = above_targets(output_write.as_fd(), highest)?.unwrap_or(output_write);
+        let mut extra_moved = Vec::new();
+        let mut extra = Vec::new();
+        for (fd, target) in &self.extra {
+            match above_targets(*fd, highest)? {
+                Some(moved) => {
+                    extra.push((moved.as_raw_fd(), *target));
+                    extra_moved.push(moved);
+                }
+                None => extra.push((fd.as_raw_fd(), *target)),
+            }
+        }
         let program_moved = match self.program_file {
-            Some(fd) => above_targets(fd)?,
+            Some(fd) => above_targets(fd, highest)?,
             None => None,
         };
         let program_fd = program_moved
@@ -252,15 +294,15 @@ impl<'a> Command<'a> {
         actions.open(0, c"/dev/null", libc::O_RDONLY)?;
         actions.dup2(output_write.as_raw_fd(), 1)?;
         actions.dup2(output_write.as_raw_fd(), 2)?;
-        if let Some(extra) = extra {
+        for (from, to) in extra {
             // dup2 onto another number clears close-on-exec: the child keeps it.
-            actions.dup2(extra, EXTRA_FD)?;
+            actions.dup2(from, to)?;
         }
         if let Some(program_fd) = program_fd {
             // The kernel opens the program through this number at exec: it must stay open.
             actions.dup2(program_fd, PROGRAM_FD)?;
         }
-        actions.close_from(PROGRAM_FD + 1)?;
+        actions.close_from(highest + 1)?;
         let attributes = Attributes::new()?;
 
         let started = Instant::now();
@@ -286,19 +328,54 @@ impl<'a> Command<'a> {
         if spawned != 0 {
             return Err(io::Error::from_raw_os_error(spawned));
         }
-        wait(pid, output_read, started, self.timeout)
+        Ok(Running {
+            pid,
+            pidfd: pidfd_open(pid),
+            output: output_read,
+            started,
+        })
+    }
+}
+
+/// A child that was spawned and is not reaped yet: its pid stays its own until it is.
+#[derive(Debug)]
+pub struct Running {
+    /// Its process id (and process group id).
+    pub pid: libc::pid_t,
+    /// A descriptor that becomes readable when it ends (Linux 5.3 and later), or `None`.
+    pub pidfd: Option<OwnedFd>,
+    /// The read end of its standard output and error (non-blocking).
+    pub output: OwnedFd,
+    /// When it was spawned.
+    pub started: Instant,
+}
+
+impl Running {
+    /// Its end, if it has ended (it is reaped then: call this once it says so).
+    pub fn try_end(&self) -> io::Result<Option<End>> {
+        Ok(try_wait(self.pid)?.map(classify))
+    }
+
+    /// Waits for its end and reaps it.
+    pub fn wait_end(&self) -> io::Result<End> {
+        wait_blocking(self.pid).map(classify)
+    }
+
+    /// SIGKILL to it and its process group (it is not reaped, so the ids are still its own).
+    pub fn kill(&self) {
+        kill_group(self.pid);
     }
 }
 
 /// Drains the child's output and waits for its end, killing it at the deadline.
-fn wait(
-    pid: libc::pid_t,
-    output: OwnedFd,
-    started: Instant,
-    timeout: Duration,
-) -> io::Result<Outcome> {
+fn wait(running: Running, timeout: Duration) -> io::Result<Outcome> {
+    let Running {
+        pid,
+        pidfd,
+        output,
+        started,
+    } = running;
     let deadline = started + timeout;
-    let pidfd = pidfd_open(pid);
     let mut tail = Tail::default();
     let mut output = Some(output);
     loop {
@@ -349,16 +426,16 @@ fn wait(
     }
 }
 
-/// The last bytes of the child's output.
-#[derive(Default)]
-struct Tail {
+/// The last [`TAIL_BYTES`] of a child's output.
+#[derive(Debug, Default)]
+pub struct Tail {
     bytes: Vec<u8>,
     cut: bool,
 }
 
 impl Tail {
-    /// Reads what the pipe holds now; false once it reached the end.
-    fn drain(&mut self, fd: &OwnedFd) -> bool {
+    /// Reads what the (non-blocking) pipe holds now; false once it reached the end.
+    pub fn drain(&mut self, fd: &OwnedFd) -> bool {
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: reads at most `buf.len()` bytes into `buf` from an open descriptor.
@@ -382,6 +459,18 @@ impl Tail {
                     return e.kind() == io::ErrorKind::WouldBlock;
                 }
             }
+        }
+    }
+
+    /// The tail as text, trimmed, with "..." in front when it was cut.
+    pub fn text(&self) -> String {
+        let start = self.bytes.len().saturating_sub(TAIL_BYTES);
+        let text = String::from_utf8_lossy(&self.bytes[start..]);
+        let text = text.trim();
+        if self.cut || start > 0 {
+            format!("...{text}")
+        } else {
+            text.to_owned()
         }
     }
 
@@ -489,14 +578,14 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// A close-on-exec copy of `fd` numbered above [`PROGRAM_FD`] when `fd` is one of the child's
-/// target numbers (0 to 4), else `None` (use `fd` itself).
-fn above_targets(fd: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    if fd.as_raw_fd() > PROGRAM_FD {
+/// A close-on-exec copy of `fd` numbered above `highest` when `fd` is one of the child's
+/// target numbers (0 to `highest`), else `None` (use `fd` itself).
+fn above_targets(fd: BorrowedFd<'_>, highest: RawFd) -> io::Result<Option<OwnedFd>> {
+    if fd.as_raw_fd() > highest {
         return Ok(None);
     }
     // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor from an open one.
-    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, PROGRAM_FD + 1) };
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest + 1) };
     if copy < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -749,6 +838,45 @@ mod tests {
         let outcome = sh("cat").run().unwrap();
         assert_eq!(outcome.end, End::Exited(0));
         assert_eq!(outcome.output_text(), "");
+    }
+
+    #[test]
+    fn passes_several_descriptors_at_their_numbers_and_hands_back_a_running_child() {
+        let mut three = tempfile::tempfile().unwrap();
+        three.write_all(b"three").unwrap();
+        let mut six = tempfile::tempfile().unwrap();
+        six.write_all(b"six").unwrap();
+        let command =
+            sh("cat /proc/self/fd/3 /proc/self/fd/6; echo; ls /proc/self/fd | tr '\\n' ' '")
+                .extra_fd(three.as_fd())
+                .fd_as(six.as_fd(), 6);
+        let running = command.spawn().unwrap();
+        let end = running.wait_end().unwrap();
+        assert_eq!(end, End::Exited(0));
+        let mut tail = Tail::default();
+        tail.drain(&running.output);
+        let text = tail.text();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("threesix"));
+        let fds: Vec<i32> = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|fd| fd.parse().unwrap())
+            .collect();
+        // `ls` opens one more descriptor (4) to read the directory; 5 was never given.
+        assert_eq!(
+            fds,
+            [0, 1, 2, 3, 4, 6],
+            "the child has other descriptors open"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "descriptor 4 is taken")]
+    fn the_program_descriptor_cannot_be_given() {
+        let file = tempfile::tempfile().unwrap();
+        let _ = sh("true").fd_as(file.as_fd(), PROGRAM_FD);
     }
 
     #[test]

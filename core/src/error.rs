@@ -119,6 +119,45 @@ pub enum Error {
         /// True when the plugin reported a caught panic or exception.
         panicked: bool,
     },
+    /// An isolated plugin's worker process died with the call in it, or none could be started.
+    #[error(
+        "method '{}' of library '{}' ({plugin}) failed: its worker process {detail}",
+        shown(.method),
+        shown(.key)
+    )]
+    Crashed {
+        /// The key called.
+        key: String,
+        /// The plugin's own name and version.
+        plugin: String,
+        /// The method called.
+        method: String,
+        /// The signal that ended the worker; 0 if it exited (or none ran).
+        signal: i32,
+        /// The worker's exit status; -1 if a signal ended it (or none ran).
+        exit_status: i32,
+        /// What happened to it, with the end of its output.
+        detail: String,
+    },
+    /// An isolated call ran past the load's call timeout; its worker was killed.
+    #[error(
+        "method '{}' of library '{}' ({plugin}) did not return within {millis} ms: its worker \
+         process (pid {pid}) was killed, and the next call starts a new one",
+        shown(.method),
+        shown(.key)
+    )]
+    TimedOut {
+        /// The key called.
+        key: String,
+        /// The plugin's own name and version.
+        plugin: String,
+        /// The method called.
+        method: String,
+        /// The timeout, in milliseconds.
+        millis: u64,
+        /// The worker that was killed.
+        pid: i32,
+    },
 }
 
 /// Why a library could not be loaded.
@@ -166,6 +205,9 @@ pub enum LoadError {
     /// opened in this process.
     #[error("pre-flight dlopen in a child process failed: {0}")]
     Preflight(String),
+    /// An isolated load failed in (or before starting) its worker process.
+    #[error("in its worker process: {0}")]
+    Isolated(String),
     /// `dlopen` refused the file.
     #[error("dlopen failed: {0}")]
     Open(String),

@@ -33,6 +33,8 @@ pub struct Origin {
     pub allow_signal_handlers: bool,
     /// Loaded with `exact_timing`.
     pub exact_timing: bool,
+    /// Loaded isolated, with these limits, through this worker executable.
+    pub isolation: Option<(crate::isolated::Isolation, crate::preflight::Worker)>,
 }
 
 /// One key's previous versions, the most recent first.
@@ -118,6 +120,7 @@ mod tests {
             keep_mapped: false,
             allow_signal_handlers: false,
             exact_timing: false,
+            isolation: None,
         })
     }
 

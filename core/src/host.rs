@@ -151,6 +151,20 @@ impl<'a> FixedOutput<'a> {
         (self.wanted > self.raw.capacity).then_some(self.wanted)
     }
 
+    /// Writes `bytes` as the whole output (for output made elsewhere, such as in a worker
+    /// process); `Err` with their length, recorded as wanted, when they do not fit.
+    pub fn fill(&mut self, bytes: &[u8]) -> Result<usize, usize> {
+        if bytes.len() > self.raw.capacity {
+            self.wanted = bytes.len();
+            return Err(bytes.len());
+        }
+        // SAFETY: `data` is valid for `capacity` bytes of writes (see `new`), more than
+        // `bytes.len()`; `bytes` is not that memory (the caller's buffer is lent to us alone).
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.raw.data, bytes.len()) };
+        self.raw.len = bytes.len();
+        Ok(bytes.len())
+    }
+
     /// After the call: how many bytes the plugin wrote, if that is sane.
     pub fn written(&self) -> Result<usize, String> {
         if self.raw.len > self.raw.capacity {

@@ -15,6 +15,8 @@
 //! - `signals`: keeps every signal handler as it was while plugin code loads;
 //! - `snapshot` and `elf`: the private, checked copy of a plugin file that is actually mapped;
 //! - `preflight` and `child`: that copy `dlopen`ed in a child process first, when a load asks;
+//! - `isolated`: a plugin served by a worker process of its own (`protocol` is the seam), and
+//!   `loaded`: either kind of plugin, as a version holds it;
 //! - `mappings`: refuses a load that would leave the process short of memory mappings;
 //! - `text`: cuts keys, method names and paths that messages quote.
 #![deny(missing_docs)]
@@ -24,11 +26,14 @@ pub mod elf;
 pub mod error;
 pub mod history;
 pub mod host;
+pub mod isolated;
 pub mod landing;
+pub mod loaded;
 pub mod log;
 pub mod mappings;
 pub mod plugin;
 pub mod preflight;
+pub mod protocol;
 pub mod registry;
 pub mod retire;
 pub mod signals;

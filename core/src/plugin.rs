@@ -90,6 +90,9 @@ pub struct LoadOptions<'a> {
     pub preflight: bool,
     /// The `proxyso-worker` executable a pre-flight runs; without one, a pre-flight fails.
     pub worker: Option<&'a preflight::Worker>,
+    /// Serve the plugin from a worker process of its own (`worker` is the executable), with
+    /// these limits, instead of loading it into this process. Read by `Loaded::open`.
+    pub isolation: Option<crate::isolated::Isolation>,
     /// Told just before each part of the load that runs plugin code, so that a process that
     /// dies there knows where (`proxyso-check` runs loads in a child process that reports its
     /// progress to the parent).

@@ -15,9 +15,10 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use proxyso_worker as worker;
+use crate::protocol as worker;
 
 use crate::child::{self, End};
 use crate::error::LoadError;
@@ -26,10 +27,10 @@ use crate::snapshot::{self, Snapshot};
 /// The `proxyso-worker` executable, open: every pre-flight runs these bytes through the
 /// descriptor (`child::Command::from_file`), never the name, which another user could swap in
 /// a shared directory once a tmp cleaner removed ours, and which may be deleted at once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Worker {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
 }
 
 impl Worker {
@@ -49,13 +50,18 @@ impl Worker {
         }
         Ok(Worker {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
         })
     }
 
     /// Where it was opened from (it may be deleted since).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open executable.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -124,10 +130,10 @@ pub fn check(worker: Option<&Worker>, snapshot: &Snapshot, source: &Path) -> Res
 mod tests {
     #[test]
     fn the_worker_receives_the_library_where_it_looks_for_it() {
-        assert_eq!(proxyso_worker::LIBRARY_FD, crate::child::EXTRA_FD);
+        assert_eq!(crate::protocol::LIBRARY_FD, crate::child::EXTRA_FD);
         assert_eq!(
             super::WORKER_LIBRARY_PATH,
-            format!("/proc/self/fd/{}", proxyso_worker::LIBRARY_FD)
+            format!("/proc/self/fd/{}", crate::protocol::LIBRARY_FD)
         );
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,9 @@ use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use crate::error::Error;
 use crate::history::{self, History, Origin};
 use crate::host::FixedOutput;
+use crate::loaded::{self, Loaded};
 use crate::log::{self, Level};
-use crate::plugin::{LoadOptions, Plugin};
+use crate::plugin::LoadOptions;
 use crate::retire::Ledger;
 use crate::snapshot::{self, SnapshotDir};
 use crate::stats::{Counts, GenerationStats, KeyStats};
@@ -71,6 +73,12 @@ pub struct LibraryInfo {
     pub keep_versions: usize,
     /// The previous versions kept, the one rollback restores first.
     pub previous: Vec<PreviousVersion>,
+    /// True when the serving version runs in a worker process.
+    pub isolated: bool,
+    /// The pid of the worker serving it now; 0 in process (or while none runs).
+    pub worker_pid: i32,
+    /// Worker processes of the key's isolated versions that died unasked, over its life.
+    pub crashes: u64,
 }
 
 /// One generation's figures in `LibraryInfo`.
@@ -84,6 +92,8 @@ pub struct GenerationInfo {
     pub load_nanos: u64,
     /// Its calls.
     pub counts: Counts,
+    /// How many times its worker process died unasked (isolated only).
+    pub crashes: u64,
 }
 
 /// A previous version kept for rollback, in `LibraryInfo`.
@@ -177,6 +187,12 @@ impl LibraryHandle {
 /// Keys to loaded plugin versions.
 #[derive(Debug)]
 pub struct Registry {
+    /// Shared with the threads that roll an isolated version back after a crash.
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     slots: ArcSwap<Slots>,
     /// Serialises changes to the key map (not calls, not replaces).
     writers: Mutex<()>,
@@ -188,21 +204,23 @@ impl Registry {
     /// An empty registry that writes its private snapshots below `snapshot_dir`.
     pub fn new(snapshot_dir: PathBuf) -> Registry {
         Registry {
-            slots: ArcSwap::default(),
-            writers: Mutex::new(()),
-            ledger: Arc::default(),
-            snapshots: SnapshotDir::new(snapshot_dir),
+            inner: Arc::new(Inner {
+                slots: ArcSwap::default(),
+                writers: Mutex::new(()),
+                ledger: Arc::default(),
+                snapshots: SnapshotDir::new(snapshot_dir),
+            }),
         }
     }
 
     /// Changes where later loads write their private snapshots.
     pub fn set_snapshot_dir(&self, dir: PathBuf) {
-        self.snapshots.set_parent(dir);
+        self.inner.snapshots.set_parent(dir);
     }
 
     /// Removes the snapshot directory at process exit (a static registry is never dropped).
     pub fn clean_up_at_exit(&self) {
-        self.snapshots.remove_if_idle();
+        self.inner.snapshots.remove_if_idle();
     }
 
     /// Loads the plugin at `path` under a new `key` with default options; returns 1.
@@ -219,15 +237,16 @@ impl Registry {
     ) -> Result<u64, Error> {
         check_key(key)?;
         let keep = check_keep(key, options.keep_versions)?.unwrap_or(history::DEFAULT_KEEP);
-        if self.slots.load().contains_key(key) {
+        check_isolation(key, options)?;
+        if self.inner.slots.load().contains_key(key) {
             return Err(Error::AlreadyLoaded { key: key.into() });
         }
         let key: Arc<str> = key.into();
         let (mut plugin, load_nanos) = self
             .open(&key, Path::new(path), options, keep, 1)
             .map_err(|e| loudly(&key, e))?;
-        let writers = lock(&self.writers);
-        let slots = self.slots.load();
+        let writers = lock(&self.inner.writers);
+        let slots = self.inner.slots.load();
         if slots.contains_key(&key) {
             drop(writers);
             // Lost a race with another load of the same key: close ours, it never served.
@@ -249,7 +268,7 @@ impl Registry {
         };
         let mut next = Slots::clone(&slots);
         next.insert(key, Arc::new(slot));
-        self.slots.store(Arc::new(next));
+        self.inner.slots.store(Arc::new(next));
         Ok(1)
     }
 
@@ -272,6 +291,7 @@ impl Registry {
     ) -> Result<u64, Error> {
         check_key(key)?;
         let asked_keep = check_keep(key, options.keep_versions)?;
+        check_isolation(key, options)?;
         let slot = self.slot(key)?;
         let keep = asked_keep.unwrap_or_else(|| lock(&slot.history).keep());
         let next = *lock(&slot.generation) + 1;
@@ -316,6 +336,8 @@ impl Registry {
             keep_versions: None,
             keep_copy: false,
             exact_timing: origin.exact_timing,
+            isolation: origin.isolation.as_ref().map(|(isolation, _)| *isolation),
+            worker: origin.isolation.as_ref().map(|(_, worker)| worker),
             // The very bytes that served before: nothing to try first.
             ..LoadOptions::default()
         };
@@ -350,7 +372,7 @@ impl Registry {
     fn swap_in(
         &self,
         slot: &Slot,
-        mut plugin: Plugin,
+        mut plugin: Loaded,
         load_nanos: u64,
         swap: Swap<'_, '_>,
     ) -> Result<u64, Error> {
@@ -390,7 +412,7 @@ impl Registry {
         };
         // Counted as retiring before anyone can see the new version, so that `await_retired`
         // after a call answered by it never misses the old one.
-        self.ledger.begin(&slot.key);
+        self.inner.ledger.begin(&slot.key);
         let old = slot.current.swap(Some(Arc::new(version)));
         match swap {
             Swap::Replace { keep, .. } => {
@@ -419,21 +441,21 @@ impl Registry {
     pub fn unload(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
         let (slot, old) = {
-            let _writers = lock(&self.writers);
-            let slots = self.slots.load();
+            let _writers = lock(&self.inner.writers);
+            let slots = self.inner.slots.load();
             let Some(slot) = slots.get(key).cloned() else {
                 return Ok(false);
             };
             let mut next = Slots::clone(&slots);
             next.remove(key);
-            self.slots.store(Arc::new(next));
+            self.inner.slots.store(Arc::new(next));
             // Emptied before the writers' lock goes: otherwise a load of the key could finish
             // while a handle to this slot still reached the old version.
             let old = {
                 let _generation = lock(&slot.generation);
                 if slot.current.load().is_some() {
                     // Counted before anyone can see the key gone (see `swap_in`).
-                    self.ledger.begin(&slot.key);
+                    self.inner.ledger.begin(&slot.key);
                 }
                 slot.current.swap(None)
             };
@@ -476,6 +498,7 @@ impl Registry {
                 sha256: g.sha256.get(),
                 load_nanos: g.load_nanos,
                 counts: g.calls.counts(),
+                crashes: g.crashes.load(Ordering::Relaxed),
             })
             .collect();
         let (keep_versions, previous) = {
@@ -514,29 +537,38 @@ impl Registry {
             generations,
             keep_versions,
             previous,
+            isolated: plugin.isolated().is_some(),
+            worker_pid: plugin.worker_pid(),
+            crashes: slot.stats.crashes(),
         })
     }
 
     /// True when a library is loaded under `key`: one map lookup.
     pub fn is_loaded(&self, key: &str) -> bool {
-        self.slots.load().contains_key(key)
+        self.inner.slots.load().contains_key(key)
     }
 
     /// The loaded keys, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.slots.load().keys().map(|k| k.to_string()).collect();
+        let mut keys: Vec<String> = self
+            .inner
+            .slots
+            .load()
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
         keys.sort_unstable();
         keys
     }
 
     /// Waits until every version of `key` that left service is destroyed and closed.
     pub fn await_retired(&self, key: &str, timeout: Duration) -> bool {
-        self.ledger.await_closed(key, timeout)
+        self.inner.ledger.await_closed(key, timeout)
     }
 
     /// Versions of `key` that left service and are not closed yet.
     pub fn retiring(&self, key: &str) -> usize {
-        self.ledger.retiring(key)
+        self.inner.ledger.retiring(key)
     }
 
     /// Resolves `key` once, for calls that skip the key lookup: see `LibraryHandle`.
@@ -548,14 +580,15 @@ impl Registry {
 
     /// The serving version of `key`, held for the length of a call.
     fn current(&self, key: &str) -> Result<Current, Error> {
-        match self.slots.load().get(key) {
+        match self.inner.slots.load().get(key) {
             Some(slot) => slot.current(),
             None => Err(Error::NoSuchLibrary { key: key.into() }),
         }
     }
 
     fn slot(&self, key: &str) -> Result<Arc<Slot>, Error> {
-        self.slots
+        self.inner
+            .slots
             .load()
             .get(key)
             .cloned()
@@ -570,7 +603,7 @@ impl Registry {
         options: &LoadOptions<'_>,
         keep: usize,
         generation: u64,
-    ) -> Result<(Plugin, u64), Error> {
+    ) -> Result<(Loaded, u64), Error> {
         let options = LoadOptions {
             keep_copy: keep > 0,
             ..*options
@@ -590,9 +623,15 @@ impl Registry {
         path: &Path,
         options: &LoadOptions<'_>,
         generation: u64,
-    ) -> Result<(Plugin, u64), crate::LoadError> {
+    ) -> Result<(Loaded, u64), crate::LoadError> {
         let started = Instant::now();
-        let plugin = Plugin::open_as(path, &self.snapshots, options, Arc::clone(key), generation)?;
+        let plugin = Loaded::open(
+            path,
+            &self.inner.snapshots,
+            options,
+            Arc::clone(key),
+            generation,
+        )?;
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         Ok((plugin, nanos))
     }
@@ -602,7 +641,7 @@ impl Registry {
         &self,
         key: &Arc<str>,
         generation: u64,
-        plugin: Plugin,
+        plugin: Loaded,
         load_nanos: u64,
         origin: Arc<Origin>,
         stats: &Arc<KeyStats>,
@@ -613,14 +652,97 @@ impl Registry {
             load_nanos,
             origin.exact_timing,
         );
-        Version::new(
+        let version = Version::new(
             Arc::clone(key),
             generation_stats,
             origin,
             plugin,
-            Arc::clone(&self.ledger),
+            Arc::clone(&self.inner.ledger),
             Arc::clone(stats),
-        )
+        );
+        if let Some(isolated) = version.plugin().isolated() {
+            isolated
+                .remote()
+                .in_service(self.crash_hook(key, &version, stats));
+        }
+        version
+    }
+
+    /// What a worker's death does for `version` of `key`: counted for the generation and the
+    /// key; within the version's probation, with `rollback_on_crash`, the key rolls back, on a
+    /// thread of its own (the worker's monitor must not wait for a load).
+    fn crash_hook(
+        &self,
+        key: &Arc<str>,
+        version: &Version,
+        stats: &Arc<KeyStats>,
+    ) -> crate::isolated::CrashHook {
+        let inner = Arc::downgrade(&self.inner);
+        let key = Arc::clone(key);
+        let generation_stats = Arc::clone(version.generation_stats());
+        let key_stats = Arc::clone(stats);
+        Box::new(move |_death, in_probation| {
+            generation_stats.crashes.fetch_add(1, Ordering::Relaxed);
+            key_stats.crashed();
+            if !in_probation {
+                return;
+            }
+            let inner = inner.clone();
+            let rolled = Arc::clone(&key);
+            let generation = generation_stats.generation;
+            let spawned = std::thread::Builder::new()
+                .name("proxyso-rollback".into())
+                .spawn(move || {
+                    if let Some(inner) = inner.upgrade() {
+                        Registry { inner }.roll_back_crashed(&rolled, generation);
+                    }
+                });
+            if let Err(e) = spawned {
+                log::event(
+                    Level::Error,
+                    &key,
+                    generation,
+                    format!("cannot start a thread to roll back after a crash: {e}"),
+                );
+            }
+        })
+    }
+
+    /// Rolls `key` back from `generation`, which crashed within its probation, if it still
+    /// serves and a previous version is kept; otherwise its next call restarts its worker.
+    fn roll_back_crashed(&self, key: &Arc<str>, generation: u64) {
+        let serving = self
+            .slot(key)
+            .ok()
+            .and_then(|slot| slot.current.load_full())
+            .map(|version| version.generation());
+        if serving != Some(generation) {
+            return;
+        }
+        match self.rollback(key) {
+            Ok(now) => log::event(
+                Level::Warn,
+                key,
+                now,
+                format!(
+                    "rolled back from generation {generation}, whose worker crashed within its \
+                     probation"
+                ),
+            ),
+            Err(Error::NoPreviousVersion { .. }) => log::event(
+                Level::Warn,
+                key,
+                generation,
+                "crashed within its probation, but no previous version is kept to roll back \
+                 to: the next call starts a new worker",
+            ),
+            Err(e) => log::event(
+                Level::Error,
+                key,
+                generation,
+                format!("rollback after a crash within the probation failed: {e}"),
+            ),
+        }
     }
 
     /// Takes a version that just left service out of the registry's hands.
@@ -655,7 +777,7 @@ fn origin(
     path: &str,
     generation: u64,
     options: &LoadOptions<'_>,
-    plugin: &mut Plugin,
+    plugin: &mut Loaded,
 ) -> Arc<Origin> {
     Arc::new(Origin {
         source: path.to_owned(),
@@ -665,6 +787,9 @@ fn origin(
         keep_mapped: options.keep_mapped,
         allow_signal_handlers: options.allow_signal_handlers,
         exact_timing: options.exact_timing,
+        isolation: options
+            .isolation
+            .and_then(|isolation| Some((isolation, options.worker?.clone()))),
     })
 }
 
@@ -686,6 +811,19 @@ fn loudly(key: &Arc<str>, error: Error) -> Error {
     error
 }
 
+/// Checks the isolation limits a load asks for.
+fn check_isolation(key: &str, options: &LoadOptions<'_>) -> Result<(), Error> {
+    match &options.isolation {
+        Some(isolation) => {
+            loaded::check_isolation(isolation).map_err(|reason| Error::InvalidOption {
+                key: key.into(),
+                reason,
+            })
+        }
+        None => Ok(()),
+    }
+}
+
 /// Checks a `keep_versions` option against `history::MAX_KEEP`.
 fn check_keep(key: &str, keep: Option<usize>) -> Result<Option<usize>, Error> {
     match keep {
@@ -701,7 +839,12 @@ fn check_keep(key: &str, keep: Option<usize>) -> Result<Option<usize>, Error> {
 }
 
 impl Drop for Registry {
+    /// Unloads every key, when this is the last holder of the registry (a rollback thread
+    /// may hold it a moment longer, and then does this).
     fn drop(&mut self) {
+        if Arc::strong_count(&self.inner) > 1 {
+            return;
+        }
         for key in self.keys() {
             let _ = self.unload(&key);
         }

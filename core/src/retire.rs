@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::loaded::Loaded;
 use crate::log::{self, Level};
-use crate::plugin::Plugin;
 use crate::stats::{GenerationStats, KeyStats};
 
 /// The default slow-destroy limit: a `destroy` that runs longer is logged and counted.
@@ -101,7 +101,7 @@ impl Ledger {
 /// A version on its way out: its plugin, and whom to tell when it is closed.
 pub struct Retiring {
     /// The plugin to destroy and close.
-    pub plugin: Plugin,
+    pub plugin: Loaded,
     /// Its key.
     pub key: Arc<str>,
     /// Its generation, with the counts to fold into the key's totals.

@@ -185,6 +185,7 @@ impl SnapshotDir {
             file,
             digest,
             load_segments: 0,
+            named: true,
         };
         snapshot.load_segments = elf::check(&snapshot.file).map_err(LoadError::NotLoadable)?;
         Ok(snapshot)
@@ -601,15 +602,33 @@ pub struct Snapshot {
     digest: Digest,
     /// Its `PT_LOAD` segments: what mapping it costs, for `mappings::BUDGET`.
     load_segments: usize,
+    /// True when `path` is this process's to delete (false for one `received`).
+    named: bool,
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if self.named {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
 impl Snapshot {
+    /// A snapshot another process took, checked and handed over as `file` (a worker's
+    /// descriptor 3): it goes by `/proc/self/fd/N`, nothing is deleted when it is dropped, and
+    /// its digest is not known here (all zeros).
+    pub fn received(file: File) -> Snapshot {
+        let path = fd_path(&file);
+        Snapshot {
+            path,
+            file: Arc::new(file),
+            digest: Digest::ready([0; 32]),
+            load_segments: 0,
+            named: false,
+        }
+    }
+
     /// Where the copy lives until it is dropped; the name stays in `/proc/self/maps` after.
     pub fn path(&self) -> &Path {
         &self.path

@@ -226,6 +226,8 @@ pub struct GenerationStats {
     pub load_nanos: u64,
     /// Its calls.
     pub calls: CallCounters,
+    /// How many times its worker process died unasked (isolated loads only).
+    pub crashes: AtomicU64,
 }
 
 impl GenerationStats {
@@ -236,6 +238,7 @@ impl GenerationStats {
             sha256,
             load_nanos,
             calls: CallCounters::new(exact),
+            crashes: AtomicU64::new(0),
         }
     }
 }
@@ -251,6 +254,8 @@ pub struct KeyStats {
     slow_destroys: AtomicU64,
     replacements: AtomicU64,
     rollbacks: AtomicU64,
+    /// Worker processes of its isolated versions that died unasked.
+    crashes: AtomicU64,
     inner: Mutex<KeyInner>,
 }
 
@@ -264,6 +269,16 @@ struct KeyInner {
 }
 
 impl KeyStats {
+    /// Counts a worker of one of its versions that died unasked.
+    pub fn crashed(&self) {
+        self.crashes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Workers of its versions that died unasked, over its whole life.
+    pub fn crashes(&self) -> u64 {
+        self.crashes.load(Ordering::Relaxed)
+    }
+
     /// Versions destroyed and closed.
     pub fn retired(&self) -> u64 {
         self.retired.load(Ordering::Relaxed)

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::history::Origin;
 use crate::host::FixedOutput;
-use crate::plugin::{CallFailure, FixedFailure, Plugin};
+use crate::isolated::Fail;
+use crate::loaded::Loaded;
+use crate::plugin::CallFailure;
 use crate::retire::{Ledger, Retiring};
 use crate::stats::{GenerationStats, KeyStats};
 
@@ -22,7 +24,7 @@ pub struct Version {
     /// Where it came from, and what loading it again takes (rollback).
     origin: Arc<Origin>,
     /// `None` only once retirement has taken it.
-    plugin: Option<Plugin>,
+    plugin: Option<Loaded>,
     ledger: Arc<Ledger>,
     key_stats: Arc<KeyStats>,
 }
@@ -33,7 +35,7 @@ impl Version {
         key: Arc<str>,
         generation_stats: GenerationStats,
         origin: Arc<Origin>,
-        plugin: Plugin,
+        plugin: Loaded,
         ledger: Arc<Ledger>,
         key_stats: Arc<KeyStats>,
     ) -> Version {
@@ -74,7 +76,7 @@ impl Version {
     }
 
     /// The plugin.
-    pub fn plugin(&self) -> &Plugin {
+    pub fn plugin(&self) -> &Loaded {
         self.plugin
             .as_ref()
             .expect("a version keeps its plugin until it is dropped")
@@ -86,7 +88,7 @@ impl Version {
         let timing = self.generation_stats.calls.begin();
         let result = plugin.call(index, input, out);
         timing.end(result.is_err());
-        result.map_err(|failure| self.failed(self.plugin_error(index, failure)))
+        result.map_err(|fail| self.failed(self.fail_error(index, fail, 0)))
     }
 
     /// Calls `method` (the default for `None`) writing into `out`, which cannot grow; returns
@@ -101,18 +103,45 @@ impl Version {
         let timing = self.generation_stats.calls.begin();
         let result = plugin.call_fixed(index, input, out);
         timing.end(result.is_err());
-        result.map_err(|failure| {
-            self.failed(match failure {
-                FixedFailure::TooSmall { required } => Error::OutputTooSmall {
-                    key: self.key.to_string(),
-                    plugin: self.describe(),
-                    method: self.method_name(index),
-                    required,
-                    capacity: out.capacity(),
+        result.map_err(|fail| self.failed(self.fail_error(index, fail, out.capacity())))
+    }
+
+    /// The error a failed call of method `index` gives (`capacity`: a fixed buffer's).
+    #[cold]
+    fn fail_error(&self, index: usize, fail: Fail, capacity: usize) -> Error {
+        match fail {
+            Fail::Plugin(failure) => self.plugin_error(index, failure),
+            Fail::TooSmall { required } => Error::OutputTooSmall {
+                key: self.key.to_string(),
+                plugin: self.describe(),
+                method: self.method_name(index),
+                required,
+                capacity,
+            },
+            Fail::Refused(message) => self.plugin_error(
+                index,
+                CallFailure {
+                    code: 0,
+                    message,
+                    panicked: false,
                 },
-                FixedFailure::Plugin(failure) => self.plugin_error(index, failure),
-            })
-        })
+            ),
+            Fail::Dead(death) => Error::Crashed {
+                key: self.key.to_string(),
+                plugin: self.describe(),
+                method: self.method_name(index),
+                signal: death.signal(),
+                exit_status: death.exit_status(),
+                detail: death.describe(),
+            },
+            Fail::TimedOut { after, pid } => Error::TimedOut {
+                key: self.key.to_string(),
+                plugin: self.describe(),
+                method: self.method_name(index),
+                millis: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                pid,
+            },
+        }
     }
 
     /// Remembers a failed call as the key's last error, and passes it on.
@@ -128,7 +157,7 @@ impl Version {
     }
 
     /// The plugin and the index of `method` (the default for `None`).
-    fn resolve(&self, method: Option<&str>) -> Result<(&Plugin, usize), Error> {
+    fn resolve(&self, method: Option<&str>) -> Result<(&Loaded, usize), Error> {
         let plugin = self.plugin();
         match plugin.method_index(method) {
             Some(index) => Ok((plugin, index)),

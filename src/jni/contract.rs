@@ -72,6 +72,13 @@ contract! {
         OUTPUT_TOO_SMALL = 9,
         /// `NoPreviousVersionException`.
         NO_PREVIOUS_VERSION = 10,
+        /// `PluginCrashedException`: the worker of an isolated plugin died (or none could
+        /// start); the code is the signal shifted left by 16, or'ed with the exit status plus
+        /// one (see `crash_code`).
+        PLUGIN_CRASHED = 11,
+        /// `PluginTimeoutException`: an isolated call ran past its timeout; the code is the
+        /// timeout in milliseconds.
+        PLUGIN_TIMEOUT = 12,
     }
 
     /// The level of a log record handed to `NativeBridge.logged`.
@@ -96,12 +103,29 @@ contract! {
         EXACT_TIMING = 4,
         /// `LoadOptions.preflight`: `dlopen` the copy in a child process first.
         PREFLIGHT = 8,
+        /// `LoadOptions.isolated`: serve the plugin from a worker process of its own.
+        ISOLATED = 16,
+        /// `LoadOptions.rollbackOnCrash`: a crash within the probation rolls the key back.
+        ROLLBACK_ON_CRASH = 32,
     }
 
     /// The `keepVersions` argument of `load` and `replace` when the options leave it unset.
     keep_versions: i32 {
         /// Load: the default; replace: what the key keeps now.
         UNCHANGED = -1,
+    }
+
+    /// Where each limit of an isolated load stands in the `limits` argument of `load` and
+    /// `replace`.
+    limits: usize {
+        /// `LoadOptions.callTimeout`, nanoseconds; 0 for none.
+        CALL_TIMEOUT_NANOS = 0,
+        /// `LoadOptions.memoryLimit`, bytes; 0 for none.
+        MEMORY_LIMIT = 1,
+        /// `LoadOptions.probation`, nanoseconds.
+        PROBATION_NANOS = 2,
+        /// The array's length.
+        LEN = 3,
     }
 
     /// Where each of a key's totals stands in `LibraryInfo`'s `keyStats` array.
@@ -124,8 +148,14 @@ contract! {
         DESTROYS_RUNNING = 7,
         /// `destroy` hooks that ran past the slow-destroy limit.
         SLOW_DESTROYS = 8,
+        /// Worker processes of isolated versions that died unasked.
+        CRASHES = 9,
+        /// Not a total: 1 when the serving version is isolated, else 0.
+        ISOLATED = 10,
+        /// Not a total: the pid of the serving version's worker, 0 if none.
+        WORKER_PID = 11,
         /// The array's length.
-        LEN = 9,
+        LEN = 12,
     }
 
     /// Where each figure of one generation stands in its stride of `LibraryInfo`'s
@@ -145,9 +175,18 @@ contract! {
         MAX_NANOS = 5,
         /// How long loading it took, nanoseconds.
         LOAD_NANOS = 6,
+        /// Times its worker process died unasked.
+        CRASHES = 7,
         /// The stride.
-        LEN = 7,
+        LEN = 8,
     }
+}
+
+/// The `code` of a `PLUGIN_CRASHED` exception: `signal << 16 | (exit_status + 1)`, so that
+/// both fit (a signal up to 64, an exit status from -1 to 255).
+#[allow(dead_code)]
+pub fn crash_code(signal: i32, exit_status: i32) -> i32 {
+    (signal.clamp(0, 0x7fff) << 16) | (exit_status.clamp(-1, 0xfffe) + 1)
 }
 
 /// The Java source of `dev.proxyso.NativeContract`.
@@ -211,6 +250,15 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_code_holds_the_signal_and_the_exit_status() {
+        let decode = |code: i32| (code >> 16, (code & 0xffff) - 1);
+        assert_eq!(decode(crash_code(11, -1)), (11, -1));
+        assert_eq!(decode(crash_code(0, 3)), (0, 3));
+        assert_eq!(decode(crash_code(0, 255)), (0, 255));
+        assert_eq!(decode(crash_code(64, -1)), (64, -1));
+    }
+
+    #[test]
     fn option_bits_are_single_bits() {
         for c in TABLE.iter().filter(|c| c.group == "option") {
             assert_eq!(c.value.count_ones(), 1, "{}", c.name);
@@ -221,7 +269,7 @@ mod tests {
     fn the_java_source_names_every_constant() {
         let java = java_source();
         assert!(java.contains("static final int KIND_NO_SUCH_LIBRARY = 0;"));
-        assert!(java.contains("static final int KEY_STATS_LEN = 9;"));
+        assert!(java.contains("static final int KEY_STATS_LEN = 12;"));
         assert_eq!(java.matches("static final int").count(), TABLE.len());
     }
 }

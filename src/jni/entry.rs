@@ -9,7 +9,7 @@ use jni::objects::{JObject, JThrowable, JValue};
 
 use proxyso_core::error::Error;
 
-use super::contract::kind;
+use super::contract::{self, kind};
 
 /// Why an entry point could not return normally.
 #[derive(Debug)]
@@ -133,6 +133,27 @@ fn describe(e: &Error, message: String) -> Thrown<'_> {
             method: Some(method),
             code: i32::try_from(*required).unwrap_or(i32::MAX),
             ..Thrown::new(kind::OUTPUT_TOO_SMALL, Some(key), message)
+        },
+        Error::Crashed {
+            key,
+            method,
+            signal,
+            exit_status,
+            ..
+        } => Thrown {
+            method: Some(method),
+            code: contract::crash_code(*signal, *exit_status),
+            ..Thrown::new(kind::PLUGIN_CRASHED, Some(key), message)
+        },
+        Error::TimedOut {
+            key,
+            method,
+            millis,
+            ..
+        } => Thrown {
+            method: Some(method),
+            code: i32::try_from(*millis).unwrap_or(i32::MAX),
+            ..Thrown::new(kind::PLUGIN_TIMEOUT, Some(key), message)
         },
         Error::Plugin {
             key,

@@ -16,12 +16,13 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jni::JNIEnv;
-use jni::objects::{JByteArray, JClass, JObject, JString, JValue};
+use jni::objects::{JByteArray, JClass, JLongArray, JObject, JString, JValue};
 use jni::sys::{jboolean, jint, jlong, jobject, jobjectArray};
 
 use contract::{generation_stats, key_stats, option};
 use entry::{Failure, run};
 use handles::HandleTable;
+use proxyso_core::isolated::Isolation;
 use proxyso_core::plugin::LoadOptions;
 use proxyso_core::preflight::Worker;
 use proxyso_core::registry::{LibraryInfo, Registry};
@@ -129,7 +130,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_setWorker<'l>(
 }
 
 /// `NativeBridge.load(String key, String path, byte[] config, int options, byte[] sha256,
-/// int keepVersions)`: generation 1.
+/// int keepVersions, long[] limits)`: generation 1.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // the JNI signature
 pub extern "system" fn Java_dev_proxyso_NativeBridge_load<'l>(
@@ -141,16 +142,25 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_load<'l>(
     options: jint,
     sha256: JByteArray<'l>,
     keep_versions: jint,
+    limits: JLongArray<'l>,
 ) -> jlong {
     open_version(
         &mut env,
-        (&key, &path, &config, options, &sha256, keep_versions),
+        (
+            &key,
+            &path,
+            &config,
+            options,
+            &sha256,
+            keep_versions,
+            &limits,
+        ),
         Registry::load_with,
     )
 }
 
 /// `NativeBridge.replace(String key, String path, byte[] config, int options, byte[] sha256,
-/// int keepVersions)`: the new generation.
+/// int keepVersions, long[] limits)`: the new generation.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // the JNI signature
 pub extern "system" fn Java_dev_proxyso_NativeBridge_replace<'l>(
@@ -162,10 +172,19 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_replace<'l>(
     options: jint,
     sha256: JByteArray<'l>,
     keep_versions: jint,
+    limits: JLongArray<'l>,
 ) -> jlong {
     open_version(
         &mut env,
-        (&key, &path, &config, options, &sha256, keep_versions),
+        (
+            &key,
+            &path,
+            &config,
+            options,
+            &sha256,
+            keep_versions,
+            &limits,
+        ),
         Registry::replace_with,
     )
 }
@@ -184,7 +203,7 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_rollback<'l>(
 }
 
 /// The arguments `load` and `replace` share: key, path, config, option bits, the expected
-/// SHA-256 and how many previous versions to keep.
+/// SHA-256, how many previous versions to keep, and an isolated load's limits.
 type OpenArgs<'a, 'l> = (
     &'a JString<'l>,
     &'a JString<'l>,
@@ -192,12 +211,13 @@ type OpenArgs<'a, 'l> = (
     jint,
     &'a JByteArray<'l>,
     jint,
+    &'a JLongArray<'l>,
 );
 
 /// `load` and `replace` alike: read the arguments, run `op`, return the generation.
 fn open_version<'l>(
     env: &mut JNIEnv<'l>,
-    (key, path, config, options, sha256, keep_versions): OpenArgs<'_, 'l>,
+    (key, path, config, options, sha256, keep_versions, limits): OpenArgs<'_, 'l>,
     op: fn(&Registry, &str, &str, &LoadOptions<'_>) -> Result<u64, proxyso_core::Error>,
 ) -> jlong {
     run(env, 0, |env| {
@@ -227,6 +247,11 @@ fn open_version<'l>(
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let isolation = if options & option::ISOLATED != 0 {
+            Some(isolation(env, limits, options)?)
+        } else {
+            None
+        };
         let options = LoadOptions {
             config: &config,
             keep_mapped: options & option::KEEP_MAPPED != 0,
@@ -237,9 +262,42 @@ fn open_version<'l>(
             exact_timing: options & option::EXACT_TIMING != 0,
             preflight: options & option::PREFLIGHT != 0,
             worker: worker.as_deref(),
+            isolation,
             progress: None,
         };
         Ok(count(op(registry(), &key, &path, &options)?))
+    })
+}
+
+/// An isolated load's limits from `limits`: call timeout (ns, 0 for none), memory limit
+/// (bytes, 0 for none) and probation (ns), as `contract::limits` places them.
+fn isolation(
+    env: &mut JNIEnv<'_>,
+    limits: &JLongArray<'_>,
+    options: jint,
+) -> Result<Isolation, Failure> {
+    if limits.is_null() {
+        return Err(Failure::IllegalArgument(
+            "an isolated load needs its limits".into(),
+        ));
+    }
+    let mut values = [0i64; contract::limits::LEN];
+    if env.get_array_length(limits)? as usize != values.len() {
+        return Err(Failure::IllegalArgument(format!(
+            "an isolated load's limits are {} numbers",
+            values.len()
+        )));
+    }
+    env.get_long_array_region(limits, 0, &mut values)?;
+    let positive = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
+    Ok(Isolation {
+        call_timeout: positive(values[contract::limits::CALL_TIMEOUT_NANOS])
+            .map(Duration::from_nanos),
+        memory_limit: positive(values[contract::limits::MEMORY_LIMIT]),
+        rollback_on_crash: options & option::ROLLBACK_ON_CRASH != 0,
+        probation: Duration::from_nanos(
+            positive(values[contract::limits::PROBATION_NANOS]).unwrap_or(0),
+        ),
     })
 }
 
@@ -343,6 +401,9 @@ fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<
         totals[key_stats::ROLLBACKS] = info.rollbacks;
         totals[key_stats::DESTROYS_RUNNING] = info.destroys_running;
         totals[key_stats::SLOW_DESTROYS] = info.slow_destroys;
+        totals[key_stats::CRASHES] = info.crashes;
+        totals[key_stats::ISOLATED] = u64::from(info.isolated);
+        totals[key_stats::WORKER_PID] = u64::try_from(info.worker_pid).unwrap_or(0);
         let totals = long_array(env, &totals)?;
         let last_error = match &info.last_error {
             Some(message) => env.new_string(message)?.into(),
@@ -361,6 +422,7 @@ fn library_info<'l>(env: &mut JNIEnv<'l>, info: &LibraryInfo) -> Result<JObject<
                 figures[generation_stats::TOTAL_NANOS] = c.total_nanos;
                 figures[generation_stats::MAX_NANOS] = c.max_nanos;
                 figures[generation_stats::LOAD_NANOS] = g.load_nanos;
+                figures[generation_stats::CRASHES] = g.crashes;
                 figures
             })
             .collect();

@@ -1,40 +1,56 @@
-//! `proxyso-worker`: the proxy's short-lived child process. See the library (`src/lib.rs`) for
-//! the protocol; today its one mode is the pre-flight `dlopen` of a plugin snapshot, so that a
-//! library that crashes the dynamic linker or its own constructors kills this process, not the
-//! JVM.
+//! `proxyso-worker`: the proxy's child process. See `proxyso_core::protocol` for the protocol.
+//! Two modes: the pre-flight `dlopen` of a plugin snapshot, so that a library that crashes the
+//! dynamic linker or its own constructors kills this process, not the JVM; and serving an
+//! isolated plugin (`serve`), so that a plugin that crashes, aborts, exits or hangs kills this
+//! process, not the JVM.
+
+mod serve;
 
 use std::ffi::{CStr, CString, OsString};
 use std::fs;
 
 use proxyso_abi as abi;
-use proxyso_worker::{LIBRARY_FD, PREFLIGHT, exit};
+use proxyso_core::protocol::{LIBRARY_FD, LOG_FD, PREFLIGHT, SERVE, exit};
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mode = args.first().and_then(|a| a.to_str());
+    let parent = || {
+        args.get(1)
+            .and_then(|a| a.to_str())
+            .and_then(|p| p.parse().ok())
+    };
     match (mode, args.len()) {
-        (Some(PREFLIGHT), 2) => preflight(args[1].to_str().and_then(|p| p.parse().ok())),
+        (Some(PREFLIGHT), 2) => preflight(parent()),
+        (Some(SERVE), 3) => {
+            set_up(parent(), LOG_FD);
+            serve::serve(&args[2].to_string_lossy())
+        }
         _ => fail(
             exit::USAGE,
-            &format!("usage: proxyso-worker {PREFLIGHT} PARENT_PID (got {args:?})"),
+            &format!(
+                "usage: proxyso-worker {PREFLIGHT} PARENT_PID | {SERVE} PARENT_PID SOURCE (got \
+                 {args:?})"
+            ),
         ),
     }
 }
 
 /// Writes `message` to standard error and leaves with `code`, running nothing of a library
 /// that may be loaded (no atexit handler, no destructor).
-fn fail(code: i32, message: &str) -> ! {
+pub(crate) fn fail(code: i32, message: &str) -> ! {
     eprintln!("proxyso-worker: {message}");
     leave(code)
 }
 
-fn leave(code: i32) -> ! {
+pub(crate) fn leave(code: i32) -> ! {
     // SAFETY: _exit ends the process at once; nothing of this process needs running first.
     unsafe { libc::_exit(code) }
 }
 
-/// The pre-flight `dlopen` of the library on descriptor 3.
-fn preflight(parent: Option<libc::pid_t>) -> ! {
+/// What both modes do first: die with the host (and check it is not gone already), and close
+/// every descriptor above `last`.
+fn set_up(parent: Option<libc::pid_t>, last: i32) {
     let Some(parent) = parent else {
         fail(exit::USAGE, "PARENT_PID is not a process id");
     };
@@ -52,7 +68,12 @@ fn preflight(parent: Option<libc::pid_t>) -> ! {
             &format!("the parent is {actual}, not {parent}: the host is gone"),
         );
     }
-    close_inherited();
+    close_inherited(last);
+}
+
+/// The pre-flight `dlopen` of the library on descriptor 3.
+fn preflight(parent: Option<libc::pid_t>) -> ! {
+    set_up(parent, LIBRARY_FD);
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a `struct stat` into the buffer, which is large enough.
     let fstat = unsafe { libc::fstat(LIBRARY_FD, stat.as_mut_ptr()) };
@@ -101,9 +122,9 @@ fn preflight(parent: Option<libc::pid_t>) -> ! {
     leave(exit::OK)
 }
 
-/// Closes every descriptor above the library's: the host's that were not close-on-exec.
-fn close_inherited() {
-    let first = LIBRARY_FD as libc::c_uint + 1;
+/// Closes every descriptor above `last`: the host's that were not close-on-exec.
+fn close_inherited(last: i32) {
+    let first = last as libc::c_uint + 1;
     // SAFETY: close_range only closes descriptors; none above 3 is in use by this process.
     let closed = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
     if closed == 0 {
@@ -116,7 +137,7 @@ fn close_inherited() {
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .filter(|fd| *fd > LIBRARY_FD)
+        .filter(|fd| *fd > last)
         .collect();
     for fd in open {
         // SAFETY: as above; a descriptor already closed gives EBADF, which is harmless.
