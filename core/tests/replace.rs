@@ -133,7 +133,10 @@ fn calls_in_flight_finish_on_the_old_version() {
         let r = Arc::clone(&r);
         thread::spawn(move || call(&r, "slow", Some("sleep"), "400"))
     };
-    thread::sleep(Duration::from_millis(100));
+    // The call is in the old version before the replace (however slow this machine is).
+    while r.info("slow").unwrap().totals.in_flight == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
     r.replace("slow", &fixture, b"new").unwrap();
     assert_eq!(
         call(&r, "slow", None, ""),

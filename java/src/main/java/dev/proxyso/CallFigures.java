@@ -20,14 +20,16 @@ public abstract class CallFigures {
     private final long inFlight;
     private final long totalCallNanos;
     private final long maxCallNanos;
+    private final long crashes;
 
     CallFigures(long calls, long failedCalls, long inFlight, long totalCallNanos,
-            long maxCallNanos) {
+            long maxCallNanos, long crashes) {
         this.calls = calls;
         this.failedCalls = failedCalls;
         this.inFlight = inFlight;
         this.totalCallNanos = totalCallNanos;
         this.maxCallNanos = maxCallNanos;
+        this.crashes = crashes;
     }
 
     /**
@@ -79,6 +81,19 @@ public abstract class CallFigures {
     }
 
     /**
+     * Returns how many times a worker process serving an {@linkplain LoadOptions#isIsolated()
+     * isolated} version died unasked (crashed, aborted, exited, was killed for a call's timeout)
+     * or could not be restarted. Each such death fails the calls that were in it with a
+     * {@link PluginCrashedException} (or a {@link PluginTimeoutException}), counted in
+     * {@link #getFailedCalls()} too.
+     *
+     * @return the number of worker crashes; always 0 for a version loaded into the JVM
+     */
+    public long getCrashes() {
+        return crashes;
+    }
+
+    /**
      * Returns the mean time a call spent in the plugin.
      *
      * @return {@link #getTotalCallNanos()} divided by {@link #getCalls()}, rounded down; 0 before
@@ -94,12 +109,13 @@ public abstract class CallFigures {
                 && failedCalls == that.failedCalls
                 && inFlight == that.inFlight
                 && totalCallNanos == that.totalCallNanos
-                && maxCallNanos == that.maxCallNanos;
+                && maxCallNanos == that.maxCallNanos
+                && crashes == that.crashes;
     }
 
     /** The call figures, for {@code hashCode}. */
     final Object[] callValues() {
-        return new Object[] {calls, failedCalls, inFlight, totalCallNanos, maxCallNanos};
+        return new Object[] {calls, failedCalls, inFlight, totalCallNanos, maxCallNanos, crashes};
     }
 
     /** The call figures as {@code calls=..., ...}, for {@code toString}. */
@@ -108,6 +124,7 @@ public abstract class CallFigures {
                 + ", failedCalls=" + failedCalls
                 + ", inFlight=" + inFlight
                 + ", totalCallNanos=" + totalCallNanos
-                + ", maxCallNanos=" + maxCallNanos;
+                + ", maxCallNanos=" + maxCallNanos
+                + ", crashes=" + crashes;
     }
 }

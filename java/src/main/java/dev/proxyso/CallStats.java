@@ -17,8 +17,8 @@ public final class CallStats extends CallFigures {
     private final String lastError;
 
     CallStats(long calls, long failedCalls, long inFlight, long totalCallNanos, long maxCallNanos,
-            long replacements, long rollbacks, String lastError) {
-        super(calls, failedCalls, inFlight, totalCallNanos, maxCallNanos);
+            long crashes, long replacements, long rollbacks, String lastError) {
+        super(calls, failedCalls, inFlight, totalCallNanos, maxCallNanos, crashes);
         this.replacements = replacements;
         this.rollbacks = rollbacks;
         this.lastError = lastError;

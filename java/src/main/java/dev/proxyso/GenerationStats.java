@@ -16,8 +16,8 @@ public final class GenerationStats extends CallFigures {
     private final long loadNanos;
 
     GenerationStats(long generation, String sha256, long calls, long failedCalls, long inFlight,
-            long totalCallNanos, long maxCallNanos, long loadNanos) {
-        super(calls, failedCalls, inFlight, totalCallNanos, maxCallNanos);
+            long totalCallNanos, long maxCallNanos, long crashes, long loadNanos) {
+        super(calls, failedCalls, inFlight, totalCallNanos, maxCallNanos, crashes);
         this.generation = generation;
         this.sha256 = sha256;
         this.loadNanos = loadNanos;

@@ -204,5 +204,20 @@ final class LibraryBeans {
         public long getSlowDestroys() {
             return info().getSlowDestroys();
         }
+
+        @Override
+        public boolean isIsolated() {
+            return info().isIsolated();
+        }
+
+        @Override
+        public int getWorkerPid() {
+            return info().getWorkerPid();
+        }
+
+        @Override
+        public long getCrashes() {
+            return info().getStats().getCrashes();
+        }
     }
 }

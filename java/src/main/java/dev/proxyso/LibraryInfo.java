@@ -57,6 +57,10 @@ public final class LibraryInfo {
     private final int keepVersions;
     /** The kept previous versions, the one a rollback restores first; unmodifiable. */
     private final List<PreviousVersion> previousVersions;
+    /** Whether the serving version runs in a worker process. */
+    private final boolean isolated;
+    /** The pid of its worker serving now, 0 if none. */
+    private final int workerPid;
 
     /**
      * Creates an instance. Called by native code with the JNI signature
@@ -108,6 +112,8 @@ public final class LibraryInfo {
         this.retiredVersions = retiredVersions;
         this.pinnedVersions = pinnedVersions;
         this.destroysRunning = at(keyStats, NativeContract.KEY_STATS_DESTROYS_RUNNING);
+        this.isolated = at(keyStats, NativeContract.KEY_STATS_ISOLATED) != 0;
+        this.workerPid = (int) at(keyStats, NativeContract.KEY_STATS_WORKER_PID);
         this.slowDestroys = at(keyStats, NativeContract.KEY_STATS_SLOW_DESTROYS);
         this.sha256 = sha256;
         this.stats = new CallStats(at(keyStats, NativeContract.KEY_STATS_CALLS),
@@ -115,6 +121,7 @@ public final class LibraryInfo {
                 at(keyStats, NativeContract.KEY_STATS_IN_FLIGHT),
                 at(keyStats, NativeContract.KEY_STATS_TOTAL_NANOS),
                 at(keyStats, NativeContract.KEY_STATS_MAX_NANOS),
+                at(keyStats, NativeContract.KEY_STATS_CRASHES),
                 at(keyStats, NativeContract.KEY_STATS_REPLACEMENTS),
                 at(keyStats, NativeContract.KEY_STATS_ROLLBACKS), lastError);
         this.generations = generationStats(generations, generationDigests);
@@ -143,6 +150,7 @@ public final class LibraryInfo {
                     values[at + NativeContract.GENERATION_STATS_IN_FLIGHT],
                     values[at + NativeContract.GENERATION_STATS_TOTAL_NANOS],
                     values[at + NativeContract.GENERATION_STATS_MAX_NANOS],
+                    values[at + NativeContract.GENERATION_STATS_CRASHES],
                     values[at + NativeContract.GENERATION_STATS_LOAD_NANOS]));
         }
         return Collections.unmodifiableList(list);
@@ -244,6 +252,27 @@ public final class LibraryInfo {
      */
     public boolean isKeptMapped() {
         return keptMapped;
+    }
+
+    /**
+     * Tells whether the serving version runs in a worker process of its own; see
+     * {@link LoadOptions#isIsolated()}.
+     *
+     * @return {@code true} for an isolated version
+     */
+    public boolean isIsolated() {
+        return isolated;
+    }
+
+    /**
+     * Returns the process id of the worker serving the version now; it changes when a crashed
+     * worker is replaced by a new one. Not part of {@link #equals(Object)}.
+     *
+     * @return the worker's pid, or 0 for a version in the JVM (or while no worker runs: after a
+     *     crash, until the next call starts one)
+     */
+    public int getWorkerPid() {
+        return workerPid;
     }
 
     /**
@@ -355,8 +384,9 @@ public final class LibraryInfo {
 
     /**
      * Tells whether another instance describes the same loaded state: every property except the
-     * call statistics ({@link #getStats()} and {@link #getGenerations()}) and the counts of
-     * destroy hooks ({@link #getDestroysRunning()} and {@link #getSlowDestroys()}).
+     * call statistics ({@link #getStats()} and {@link #getGenerations()}), the counts of
+     * destroy hooks ({@link #getDestroysRunning()} and {@link #getSlowDestroys()}) and the
+     * worker's pid ({@link #getWorkerPid()}).
      *
      * @param other the object to compare with
      * @return {@code true} if {@code other} is a {@code LibraryInfo} of the same loaded state
@@ -373,6 +403,7 @@ public final class LibraryInfo {
         return generation == that.generation
                 && serialized == that.serialized
                 && keptMapped == that.keptMapped
+                && isolated == that.isolated
                 && retiredVersions == that.retiredVersions
                 && pinnedVersions == that.pinnedVersions
                 && equal(key, that.key)
@@ -388,7 +419,7 @@ public final class LibraryInfo {
 
     /**
      * Returns a hash code consistent with {@link #equals(Object)}: of every property except the
-     * call statistics and the counts of destroy hooks.
+     * call statistics, the counts of destroy hooks and the worker's pid.
      *
      * @return the hash code
      */
@@ -396,7 +427,7 @@ public final class LibraryInfo {
     public int hashCode() {
         return Arrays.hashCode(new Object[] {
             key, generation, path, snapshotPath, name, version, methods, serialized, keptMapped,
-            retiredVersions, pinnedVersions, sha256, keepVersions, previousVersions,
+            retiredVersions, pinnedVersions, sha256, keepVersions, previousVersions, isolated,
         });
     }
 
@@ -416,6 +447,8 @@ public final class LibraryInfo {
                 + ", methods=" + methods
                 + ", serialized=" + serialized
                 + ", keptMapped=" + keptMapped
+                + ", isolated=" + isolated
+                + ", workerPid=" + workerPid
                 + ", retiredVersions=" + retiredVersions
                 + ", pinnedVersions=" + pinnedVersions
                 + ", destroysRunning=" + destroysRunning

@@ -173,4 +173,27 @@ public interface LibraryMXBean {
      * @return the number of slow destroy hooks
      */
     long getSlowDestroys();
+
+    /**
+     * Tells whether the serving version runs in a worker process; see
+     * {@link LibraryInfo#isIsolated()}.
+     *
+     * @return {@code true} for an isolated version
+     */
+    boolean isIsolated();
+
+    /**
+     * Returns the pid of the worker serving the version; see {@link LibraryInfo#getWorkerPid()}.
+     *
+     * @return the worker's pid, or 0
+     */
+    int getWorkerPid();
+
+    /**
+     * Returns how many times workers of the key's isolated versions died unasked; see
+     * {@link CallFigures#getCrashes()}.
+     *
+     * @return the number of worker crashes over the key's life
+     */
+    long getCrashes();
 }

@@ -1,12 +1,14 @@
 package dev.proxyso;
 
 import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
 
 /**
  * How {@link ProxySo#load(String, String, LoadOptions)} and
  * {@link ProxySo#replace(String, String, LoadOptions)} load one version of a plugin: the
  * configuration bytes handed to its {@code init}, the digest the file must have, how many
- * previous versions the key keeps for {@link ProxySo#rollback(String)}, and two guards a careful
+ * previous versions the key keeps for {@link ProxySo#rollback(String)}, whether it runs in a
+ * worker process of its own ({@link #isIsolated()}) and with what limits, and two guards a careful
  * host relaxes only for a plugin that needs it. Immutable and thread-safe; build one with
  * {@link #builder()}.
  *
@@ -19,6 +21,13 @@ import java.util.Arrays;
  *         .preflight(true)        // loaded in a child process first: a crash fails the load
  *         .build();
  * ProxySo.load("model", "/opt/models/libdetector.so", options);
+ *
+ * LoadOptions contained = LoadOptions.builder()
+ *         .isolated(true)                          // in a worker process: a crash costs a call
+ *         .callTimeout(2, TimeUnit.SECONDS)        // a hung call kills the worker
+ *         .memoryLimit(4L << 30)                   // 4 GiB for the plugin
+ *         .rollbackOnCrash(true)                   // a new version that crashes early rolls back
+ *         .build();
  * }</pre>
  *
  * <p>Exceptions: the getters throw none; {@link Builder}'s setters throw
@@ -30,8 +39,9 @@ public final class LoadOptions {
     public static final int MAX_KEEP_VERSIONS = 64;
     /** {@link #getKeepVersions()} when it was not set: the key's own setting stays. */
     public static final int KEEP_VERSIONS_DEFAULT = NativeContract.KEEP_VERSIONS_UNCHANGED;
-    private static final LoadOptions DEFAULTS =
-            new LoadOptions(NO_CONFIG, false, false, null, KEEP_VERSIONS_DEFAULT, false, false);
+    /** {@link #getProbation(TimeUnit)} when it was not set: 60 seconds. */
+    public static final long PROBATION_DEFAULT_SECONDS = 60;
+    private static final LoadOptions DEFAULTS = new Builder().build();
     private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     /** The configuration bytes; never exposed, only copies of it. */
@@ -48,16 +58,49 @@ public final class LoadOptions {
     private final boolean exactTiming;
     /** Whether the file is first loaded in a child process. */
     private final boolean preflight;
+    /** Whether the plugin runs in a worker process of its own. */
+    private final boolean isolated;
+    /** An isolated call's timeout in nanoseconds; 0 for none. */
+    private final long callTimeoutNanos;
+    /** An isolated worker's memory allowance in bytes; 0 for none. */
+    private final long memoryLimit;
+    /** Whether a crash within the probation rolls the key back. */
+    private final boolean rollbackOnCrash;
+    /** The probation in nanoseconds. */
+    private final long probationNanos;
 
-    private LoadOptions(byte[] config, boolean keepMapped, boolean allowSignalHandlers,
-            byte[] sha256, int keepVersions, boolean exactTiming, boolean preflight) {
-        this.config = config;
-        this.keepMapped = keepMapped;
-        this.allowSignalHandlers = allowSignalHandlers;
-        this.sha256 = sha256;
-        this.keepVersions = keepVersions;
-        this.exactTiming = exactTiming;
-        this.preflight = preflight;
+    private LoadOptions(Builder b) {
+        this.config = b.config;
+        this.keepMapped = b.keepMapped;
+        this.allowSignalHandlers = b.allowSignalHandlers;
+        this.sha256 = b.sha256;
+        this.keepVersions = b.keepVersions;
+        this.exactTiming = b.exactTiming;
+        this.preflight = b.preflight;
+        this.isolated = b.isolated;
+        this.callTimeoutNanos = b.callTimeoutNanos;
+        this.memoryLimit = b.memoryLimit;
+        this.rollbackOnCrash = b.rollbackOnCrash;
+        this.probationNanos = b.probationNanos;
+    }
+
+    /** A builder holding these options, to derive others from. */
+    private Builder toBuilder() {
+        Builder b = new Builder();
+        b.config = config;
+        b.keepMapped = keepMapped;
+        b.allowSignalHandlers = allowSignalHandlers;
+        b.sha256 = sha256;
+        b.keepVersions = keepVersions;
+        b.exactTiming = exactTiming;
+        b.preflight = preflight;
+        b.isolated = isolated;
+        b.callTimeoutNanos = callTimeoutNanos;
+        b.memoryLimit = memoryLimit;
+        b.rollbackOnCrash = rollbackOnCrash;
+        b.probationNanos = probationNanos;
+        b.probationSet = true;
+        return b;
     }
 
     /**
@@ -180,6 +223,92 @@ public final class LoadOptions {
         return preflight;
     }
 
+    /**
+     * Tells whether the plugin runs in a worker process of its own instead of the JVM. The
+     * worker ({@code proxyso-worker}, shipped in the jar beside libproxy.so and extracted the
+     * same way; the system property {@code proxyso.worker} names another) loads the plugin as
+     * the JVM would and serves its calls through shared memory, one copy each way, many at
+     * once (one at a time for a plugin that asks for its calls to be serialised). When it dies
+     * (a crash, {@code abort}, {@code exit}, running out of memory), every call in it throws a
+     * {@link PluginCrashedException} and the next call starts a new worker for the same
+     * version: same file, same configuration, same generation. After three crashes within ten
+     * seconds, calls throw at once until ten seconds have passed since the first of them. A
+     * call and its output may take up to 256 MiB together. {@code load}, {@code replace},
+     * {@code rollback}, {@code unload}, statistics and logging behave as for a plugin in the
+     * JVM; a replace starts the new version's worker before the swap, and a retired version's
+     * worker runs the plugin's {@code destroy} and exits once its last call returned.
+     *
+     * @return {@code true} if the plugin runs in a worker process; {@code false} by default
+     */
+    public boolean isIsolated() {
+        return isolated;
+    }
+
+    /**
+     * Returns an isolated call's timeout: a call running longer throws a
+     * {@link PluginTimeoutException}, and its worker is killed (the only way to stop native
+     * code) and started again at the next call; other calls in that worker throw a
+     * {@link PluginCrashedException} naming the timeout.
+     *
+     * @param unit the unit of the answer
+     * @return the timeout, or 0 for none (the default)
+     * @throws NullPointerException if {@code unit} is {@code null}
+     */
+    public long getCallTimeout(TimeUnit unit) {
+        return unit.convert(callTimeoutNanos, TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * Returns an isolated worker's memory limit: the address space its plugin may map beyond
+     * what the worker has when it starts (its own code and the shared memory it calls through)
+     * and the stacks of its serving threads. A plugin that needs more fails to allocate in the
+     * worker, which usually ends it: a {@link PluginCrashedException}, never harm to the JVM.
+     *
+     * @return the limit in bytes, or 0 for none (the default)
+     */
+    public long getMemoryLimit() {
+        return memoryLimit;
+    }
+
+    /**
+     * Tells whether an isolated version whose worker crashes within its probation (the time
+     * since a replace or rollback put it in service) rolls the key back to the previous kept
+     * version, as {@link ProxySo#rollback(String)} would (a new generation), logged at
+     * {@code WARNING} and reported to the key's watch listener, if any. With no previous
+     * version kept, the worker is restarted as after any crash.
+     *
+     * @return {@code true} if a crash in probation rolls back; {@code false} by default
+     */
+    public boolean isRollbackOnCrash() {
+        return rollbackOnCrash;
+    }
+
+    /**
+     * Returns the probation of {@link #isRollbackOnCrash()}.
+     *
+     * @param unit the unit of the answer
+     * @return the probation; {@value #PROBATION_DEFAULT_SECONDS} seconds by default
+     * @throws NullPointerException if {@code unit} is {@code null}
+     */
+    public long getProbation(TimeUnit unit) {
+        return unit.convert(probationNanos, TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * These options' isolation limits as {@link NativeBridge} takes them, or {@code null} when
+     * the load is not isolated.
+     */
+    long[] limits() {
+        if (!isolated) {
+            return null;
+        }
+        long[] limits = new long[NativeContract.LIMITS_LEN];
+        limits[NativeContract.LIMITS_CALL_TIMEOUT_NANOS] = callTimeoutNanos;
+        limits[NativeContract.LIMITS_MEMORY_LIMIT] = memoryLimit;
+        limits[NativeContract.LIMITS_PROBATION_NANOS] = probationNanos;
+        return limits;
+    }
+
     /** The configuration bytes without a copy, for {@link ProxySo} only. */
     byte[] config() {
         return config;
@@ -195,18 +324,24 @@ public final class LoadOptions {
      * with after the file changed.
      */
     LoadOptions withoutSha256() {
-        return sha256 == null ? this
-                : new LoadOptions(config, keepMapped, allowSignalHandlers, null, keepVersions,
-                        exactTiming, preflight);
+        if (sha256 == null) {
+            return this;
+        }
+        Builder b = toBuilder();
+        b.sha256 = null;
+        return new LoadOptions(b);
     }
 
     /**
-     * These options as a watch replaces with: with a pre-flight, and with {@code sha256} (32
-     * bytes, or {@code null} for none) as the expected digest.
+     * These options as a watch replaces with: with a pre-flight (an isolated load needs none:
+     * its worker is one), and with {@code sha256} (32 bytes, or {@code null} for none) as the
+     * expected digest.
      */
     LoadOptions forWatch(byte[] sha256) {
-        return new LoadOptions(config, keepMapped, allowSignalHandlers, sha256, keepVersions,
-                exactTiming, true);
+        Builder b = toBuilder();
+        b.sha256 = sha256;
+        b.preflight = !isolated;
+        return new LoadOptions(b);
     }
 
     /** These options as {@link NativeBridge} option bits. */
@@ -214,7 +349,9 @@ public final class LoadOptions {
         return (keepMapped ? NativeContract.OPTION_KEEP_MAPPED : 0)
                 | (allowSignalHandlers ? NativeContract.OPTION_ALLOW_SIGNAL_HANDLERS : 0)
                 | (exactTiming ? NativeContract.OPTION_EXACT_TIMING : 0)
-                | (preflight ? NativeContract.OPTION_PREFLIGHT : 0);
+                | (preflight ? NativeContract.OPTION_PREFLIGHT : 0)
+                | (isolated ? NativeContract.OPTION_ISOLATED : 0)
+                | (rollbackOnCrash ? NativeContract.OPTION_ROLLBACK_ON_CRASH : 0);
     }
 
     @Override
@@ -231,6 +368,11 @@ public final class LoadOptions {
                 && keepVersions == that.keepVersions
                 && exactTiming == that.exactTiming
                 && preflight == that.preflight
+                && isolated == that.isolated
+                && callTimeoutNanos == that.callTimeoutNanos
+                && memoryLimit == that.memoryLimit
+                && rollbackOnCrash == that.rollbackOnCrash
+                && probationNanos == that.probationNanos
                 && Arrays.equals(config, that.config)
                 && Arrays.equals(sha256, that.sha256);
     }
@@ -243,6 +385,11 @@ public final class LoadOptions {
         hash = 31 * hash + Arrays.hashCode(sha256);
         hash = 31 * hash + (exactTiming ? 1 : 0);
         hash = 31 * hash + (preflight ? 1 : 0);
+        hash = 31 * hash + (isolated ? 1 : 0);
+        hash = 31 * hash + Long.hashCode(callTimeoutNanos);
+        hash = 31 * hash + Long.hashCode(memoryLimit);
+        hash = 31 * hash + (rollbackOnCrash ? 1 : 0);
+        hash = 31 * hash + Long.hashCode(probationNanos);
         return 31 * hash + keepVersions;
     }
 
@@ -252,7 +399,7 @@ public final class LoadOptions {
      *
      * @return a description such as {@code LoadOptions{config=12 bytes, sha256=null,
      *     keepVersions=-1, keepMapped=true, allowSignalHandlers=false, exactTiming=false,
-     *     preflight=false}}
+     *     preflight=false, isolated=false}}, and for an isolated load its limits
      */
     @Override
     public String toString() {
@@ -263,6 +410,13 @@ public final class LoadOptions {
                 + ", allowSignalHandlers=" + allowSignalHandlers
                 + ", exactTiming=" + exactTiming
                 + ", preflight=" + preflight
+                + ", isolated=" + isolated
+                + (isolated ? ", callTimeoutMillis="
+                        + TimeUnit.NANOSECONDS.toMillis(callTimeoutNanos)
+                        + ", memoryLimit=" + memoryLimit
+                        + ", rollbackOnCrash=" + rollbackOnCrash
+                        + ", probationMillis=" + TimeUnit.NANOSECONDS.toMillis(probationNanos)
+                        : "")
                 + "}";
     }
 
@@ -313,6 +467,12 @@ public final class LoadOptions {
         private boolean preflight;
         private byte[] sha256;
         private int keepVersions = KEEP_VERSIONS_DEFAULT;
+        private boolean isolated;
+        private long callTimeoutNanos;
+        private long memoryLimit;
+        private boolean rollbackOnCrash;
+        private long probationNanos = TimeUnit.SECONDS.toNanos(PROBATION_DEFAULT_SECONDS);
+        private boolean probationSet;
 
         private Builder() {
         }
@@ -417,14 +577,113 @@ public final class LoadOptions {
         }
 
         /**
+         * Runs the plugin in a worker process of its own; see {@link LoadOptions#isIsolated()}.
+         *
+         * @param isolated {@code true} to run the plugin in a worker process
+         * @return this builder
+         */
+        public Builder isolated(boolean isolated) {
+            this.isolated = isolated;
+            return this;
+        }
+
+        /**
+         * Sets an isolated call's timeout; see {@link LoadOptions#getCallTimeout(TimeUnit)}.
+         *
+         * @param timeout the timeout, positive
+         * @param unit its unit
+         * @return this builder
+         * @throws NullPointerException if {@code unit} is {@code null}
+         * @throws IllegalArgumentException if {@code timeout} is not positive
+         */
+        public Builder callTimeout(long timeout, TimeUnit unit) {
+            this.callTimeoutNanos = positiveNanos("callTimeout", timeout, unit);
+            return this;
+        }
+
+        /**
+         * Sets an isolated worker's memory limit; see {@link LoadOptions#getMemoryLimit()}.
+         *
+         * @param bytes the limit in bytes, positive
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is not positive
+         */
+        public Builder memoryLimit(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("memoryLimit must be positive, not " + bytes);
+            }
+            this.memoryLimit = bytes;
+            return this;
+        }
+
+        /**
+         * Rolls the key back when an isolated version crashes within its probation; see
+         * {@link LoadOptions#isRollbackOnCrash()}.
+         *
+         * @param rollbackOnCrash {@code true} to roll back on a crash in probation
+         * @return this builder
+         */
+        public Builder rollbackOnCrash(boolean rollbackOnCrash) {
+            this.rollbackOnCrash = rollbackOnCrash;
+            return this;
+        }
+
+        /**
+         * Sets the probation of {@link LoadOptions#isRollbackOnCrash()}.
+         *
+         * @param probation the probation, positive
+         * @param unit its unit
+         * @return this builder
+         * @throws NullPointerException if {@code unit} is {@code null}
+         * @throws IllegalArgumentException if {@code probation} is not positive
+         */
+        public Builder probation(long probation, TimeUnit unit) {
+            this.probationNanos = positiveNanos("probation", probation, unit);
+            this.probationSet = true;
+            return this;
+        }
+
+        private static long positiveNanos(String what, long amount, TimeUnit unit) {
+            if (unit == null) {
+                throw new NullPointerException("the unit of " + what + " must not be null");
+            }
+            if (amount <= 0) {
+                throw new IllegalArgumentException(what + " must be positive, not " + amount
+                        + " " + unit.name().toLowerCase(java.util.Locale.ROOT));
+            }
+            return unit.toNanos(amount);
+        }
+
+        /**
          * Builds the options. The builder may be used again afterwards; the options built do not
          * change.
          *
          * @return the options
+         * @throws IllegalArgumentException if a limit of isolated loads ({@code callTimeout},
+         *     {@code memoryLimit}, {@code rollbackOnCrash}, {@code probation}) is set on a load
+         *     that is not isolated, or an isolated load asks for what only a load into the JVM
+         *     means ({@code keepMapped}, {@code allowSignalHandlers}, {@code preflight})
          */
         public LoadOptions build() {
-            return new LoadOptions(config, keepMapped, allowSignalHandlers, sha256, keepVersions,
-                    exactTiming, preflight);
+            if (!isolated) {
+                String set = callTimeoutNanos != 0 ? "callTimeout"
+                        : memoryLimit != 0 ? "memoryLimit"
+                        : rollbackOnCrash ? "rollbackOnCrash"
+                        : probationSet ? "probation" : null;
+                if (set != null) {
+                    throw new IllegalArgumentException(set
+                            + " applies to isolated loads only: set isolated(true) too");
+                }
+            } else {
+                String set = keepMapped ? "keepMapped"
+                        : allowSignalHandlers ? "allowSignalHandlers"
+                        : preflight ? "preflight" : null;
+                if (set != null) {
+                    throw new IllegalArgumentException(set + " applies to loads into the JVM "
+                            + "only; an isolated plugin is never mapped into the JVM");
+                }
+            }
+            return new LoadOptions(this);
         }
     }
 }

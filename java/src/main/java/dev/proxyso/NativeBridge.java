@@ -37,10 +37,12 @@ final class NativeBridge {
      *     check; a mismatch is a {@link LibraryLoadException} naming the path and both digests
      * @param keepVersions how many previous versions the key keeps for {@link #rollback}, 0 to 64,
      *     or {@link #KEEP_VERSIONS_UNCHANGED} for the default (1)
+     * @param limits an isolated load's limits, laid out as the {@code LIMITS_} indices of
+     *     {@link NativeContract} say, or {@code null} for a load into the JVM
      * @return the generation of the loaded version
      */
     static native long load(String key, String path, byte[] config, int options, byte[] sha256,
-            int keepVersions);
+            int keepVersions, long[] limits);
 
     /**
      * Loads a new version of a loaded key and swaps it in once it is fully initialised; the
@@ -54,10 +56,11 @@ final class NativeBridge {
      *     check; a mismatch is a {@link LibraryLoadException} naming the path and both digests
      * @param keepVersions how many previous versions the key keeps from now on, 0 to 64, or
      *     {@link #KEEP_VERSIONS_UNCHANGED}
+     * @param limits an isolated load's limits, or {@code null}; see {@link #load}
      * @return the new generation
      */
     static native long replace(String key, String path, byte[] config, int options,
-            byte[] sha256, int keepVersions);
+            byte[] sha256, int keepVersions, long[] limits);
 
     /**
      * Swaps the most recent kept previous version of a key back in, re-opened from its kept
@@ -259,6 +262,11 @@ final class NativeBridge {
                     return new OutputTooSmallException(text, key, method, code);
                 case NativeContract.KIND_NO_PREVIOUS_VERSION:
                     return new NoPreviousVersionException(text, key);
+                case NativeContract.KIND_PLUGIN_CRASHED:
+                    return new PluginCrashedException(text, key, method, code >>> 16,
+                            (code & 0xffff) - 1);
+                case NativeContract.KIND_PLUGIN_TIMEOUT:
+                    return new PluginTimeoutException(text, key, method, code);
                 default:
                     return new ProxySoInternalError("unknown exception kind " + kind + ": " + text);
             }

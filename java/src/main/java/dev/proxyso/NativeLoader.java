@@ -184,7 +184,7 @@ final class NativeLoader {
             workerSet = true;
         } catch (IOException | RuntimeException e) {
             throw new LibraryLoadException("cannot load '" + Text.shown(path) + "' under key '"
-                    + Text.shown(key) + "': a pre-flight load needs the " + WORKER_NAME
+                    + Text.shown(key) + "': a pre-flight or isolated load needs the " + WORKER_NAME
                     + " executable, " + (worker != null ? "named by -D" + WORKER_PROPERTY
                     : "extracted from the jar") + ": " + e.getMessage(), key, path);
         } finally {

@@ -111,12 +111,12 @@ public final class ProxySo {
         checkKey(key);
         checkPath(path);
         checkNotNull(options, "options");
-        if (options.isPreflight()) {
+        if (options.isPreflight() || options.isIsolated()) {
             NativeLoader.ensureWorker(key, path);
         }
         synchronized (keyLock(key)) {
             long generation = NativeBridge.load(key, path, options.config(), options.bits(),
-                    options.sha256(), options.getKeepVersions());
+                    options.sha256(), options.getKeepVersions(), options.limits());
             Watcher.loaded(key, options);
             LibraryBeans.register(key);
             return generation;
@@ -179,11 +179,11 @@ public final class ProxySo {
         checkKey(key);
         checkPath(path);
         checkNotNull(options, "options");
-        if (options.isPreflight()) {
+        if (options.isPreflight() || options.isIsolated()) {
             NativeLoader.ensureWorker(key, path);
         }
         long generation = NativeBridge.replace(key, path, options.config(), options.bits(),
-                options.sha256(), options.getKeepVersions());
+                options.sha256(), options.getKeepVersions(), options.limits());
         Watcher.loaded(key, options);
         return generation;
     }

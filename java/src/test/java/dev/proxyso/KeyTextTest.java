@@ -136,9 +136,10 @@ public class KeyTextTest {
         byte[] input = utf8("x");
         // Straight to NativeBridge, past the Java checks.
         int at = prefix.length();
-        assertIllFormed("key", at, () -> NativeBridge.load(bad, path, new byte[0], 0, null, -1));
+        assertIllFormed("key", at, () -> NativeBridge.load(bad, path, new byte[0], 0, null, -1,
+                null));
         assertIllFormed("key", at, () -> NativeBridge.replace(bad, path, new byte[0], 0, null,
-                -1));
+                -1, null));
         assertIllFormed("key", at, () -> NativeBridge.rollback(bad));
         assertIllFormed("key", at, () -> NativeBridge.unload(bad));
         assertIllFormed("key", at, () -> NativeBridge.call(bad, null, input));
@@ -146,7 +147,7 @@ public class KeyTextTest {
         assertIllFormed("key", at, () -> NativeBridge.info(bad));
         assertIllFormed("key", at, () -> NativeBridge.awaitRetired(bad, 0));
         assertIllFormed("path", path.length(), () -> NativeBridge.replace(twin, path + "\uDC00",
-                new byte[0], 0, null, -1));
+                new byte[0], 0, null, -1, null));
         assertIllFormed("method", 4, () -> NativeBridge.call(twin, "echo\uD800", input));
         assertIllFormed("method", 4, () -> NativeBridge.open(twin, "echo\uD800"));
         long id = NativeBridge.open(twin, null);
