@@ -71,6 +71,42 @@ impl fmt::Display for Record {
     }
 }
 
+/// Something that happened to a key on its own, which the embedding application may act on
+/// beyond its log line (the JNI layer tells the key's watch listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The key rolled back: generation `from`, an isolated version, crashed within its
+    /// probation, and `to` now serves.
+    RolledBack {
+        /// The key.
+        key: Arc<str>,
+        /// The generation that crashed.
+        from: u64,
+        /// The generation that serves now.
+        to: u64,
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// Where notices go.
+pub type NoticeSink = Arc<dyn Fn(Notice) + Send + Sync>;
+
+static NOTICES: RwLock<Option<NoticeSink>> = RwLock::new(None);
+
+/// Sends every later notice to `sink` (`None`: nowhere; they are logged anyway).
+pub fn set_notice_sink(sink: Option<NoticeSink>) {
+    *NOTICES.write().unwrap_or_else(|e| e.into_inner()) = sink;
+}
+
+/// Hands one notice to the sink, if there is one.
+pub fn notice(notice: Notice) {
+    let sink = NOTICES.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(sink) = sink {
+        sink(notice);
+    }
+}
+
 /// Where records go.
 pub type Sink = Arc<dyn Fn(Record) + Send + Sync>;
 

@@ -720,15 +720,19 @@ impl Registry {
             return;
         }
         match self.rollback(key) {
-            Ok(now) => log::event(
-                Level::Warn,
-                key,
-                now,
-                format!(
+            Ok(now) => {
+                let reason = format!(
                     "rolled back from generation {generation}, whose worker crashed within its \
                      probation"
-                ),
-            ),
+                );
+                log::event(Level::Warn, key, now, reason.clone());
+                log::notice(log::Notice::RolledBack {
+                    key: Arc::clone(key),
+                    from: generation,
+                    to: now,
+                    reason,
+                });
+            }
             Err(Error::NoPreviousVersion { .. }) => log::event(
                 Level::Warn,
                 key,

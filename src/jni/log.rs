@@ -15,7 +15,7 @@ use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jint, jlong};
 
 use super::entry::{Failure, run};
-use proxyso_core::log::{self, Level, Record};
+use proxyso_core::log::{self, Level, Notice, Record};
 
 use super::contract;
 
@@ -27,11 +27,14 @@ struct Queue {
     records: VecDeque<Record>,
     /// Records dropped since the last drain.
     dropped: u64,
+    /// Notices for the watch listeners (few: one per rollback), delivered after the records.
+    notices: Vec<Notice>,
 }
 
 static QUEUE: Mutex<Queue> = Mutex::new(Queue {
     records: VecDeque::new(),
     dropped: 0,
+    notices: Vec::new(),
 });
 static READY: Condvar = Condvar::new();
 
@@ -47,11 +50,28 @@ fn enqueue(record: Record) {
     READY.notify_one();
 }
 
+/// The notice sink while Java drains.
+fn enqueue_notice(notice: Notice) {
+    let mut queue = QUEUE.lock().unwrap_or_else(PoisonError::into_inner);
+    // Bounded as the records are: a JVM that stops draining loses the oldest.
+    if queue.notices.len() >= CAPACITY {
+        queue.notices.remove(0);
+    }
+    queue.notices.push(notice);
+    drop(queue);
+    READY.notify_one();
+}
+
+/// Takes the waiting notices.
+fn take_notices() -> Vec<Notice> {
+    std::mem::take(&mut QUEUE.lock().unwrap_or_else(PoisonError::into_inner).notices)
+}
+
 /// Waits up to `timeout` for records, then takes them all (a note of any dropped first).
 fn take(timeout: Duration) -> Vec<Record> {
     let deadline = Instant::now() + timeout;
     let mut queue = QUEUE.lock().unwrap_or_else(PoisonError::into_inner);
-    while queue.records.is_empty() && queue.dropped == 0 {
+    while queue.records.is_empty() && queue.dropped == 0 && queue.notices.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Vec::new();
@@ -89,11 +109,18 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_drainLog<'l>(
 ) -> jint {
     static TO_JAVA: Once = Once::new();
     run(&mut env, 0, |env| {
-        TO_JAVA.call_once(|| log::set_sink(Some(Arc::new(enqueue))));
+        TO_JAVA.call_once(|| {
+            log::set_sink(Some(Arc::new(enqueue)));
+            log::set_notice_sink(Some(Arc::new(enqueue_notice)));
+        });
         let timeout = Duration::from_millis(u64::try_from(timeout_millis).unwrap_or(0));
         let batch = take(timeout);
         for record in &batch {
             deliver(env, record)?;
+        }
+        // After the records: the log line of a rollback comes before its listener hears of it.
+        for notice in take_notices() {
+            deliver_notice(env, &notice)?;
         }
         Ok(jint::try_from(batch.len()).unwrap_or(jint::MAX))
     })
@@ -123,6 +150,36 @@ fn deliver(env: &mut JNIEnv<'_>, record: &Record) -> Result<(), Failure> {
         if called.is_err() && env.exception_check()? {
             // `logged` promises not to throw; if something still did (an OutOfMemoryError),
             // losing one record is better than losing the rest of the batch.
+            env.exception_clear()?;
+        }
+        Ok(())
+    })
+}
+
+/// Calls `NativeBridge.rolledBack(String key, long from, long to, String reason)`.
+fn deliver_notice(env: &mut JNIEnv<'_>, notice: &Notice) -> Result<(), Failure> {
+    let Notice::RolledBack {
+        key,
+        from,
+        to,
+        reason,
+    } = notice;
+    env.with_local_frame(4, |env| -> Result<(), Failure> {
+        let key = env.new_string(&**key)?;
+        let reason = env.new_string(reason)?;
+        let called = env.call_static_method(
+            "dev/proxyso/NativeBridge",
+            "rolledBack",
+            "(Ljava/lang/String;JJLjava/lang/String;)V",
+            &[
+                JValue::Object(&key),
+                JValue::Long(i64::try_from(*from).unwrap_or(i64::MAX)),
+                JValue::Long(i64::try_from(*to).unwrap_or(i64::MAX)),
+                JValue::Object(&reason),
+            ],
+        );
+        if called.is_err() && env.exception_check()? {
+            // `rolledBack` promises not to throw, as `logged` does.
             env.exception_clear()?;
         }
         Ok(())

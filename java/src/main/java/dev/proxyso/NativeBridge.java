@@ -222,6 +222,24 @@ final class NativeBridge {
     }
 
     /**
+     * Receives, from {@link #drainLog(long)}, a rollback the proxy made on its own: an isolated
+     * version loaded with {@link LoadOptions#isRollbackOnCrash()} crashed within its probation.
+     * Called by native code only; it never throws.
+     *
+     * @param key the key that rolled back
+     * @param from the generation that crashed
+     * @param to the generation that serves now
+     * @param reason why, in words
+     */
+    static void rolledBack(String key, long from, long to, String reason) {
+        try {
+            Watcher.rolledBack(key, to, reason);
+        } catch (Throwable ignored) {
+            // Nothing may go back into native code; the rollback is logged anyway.
+        }
+    }
+
+    /**
      * Builds the exception that a native method is about to throw. Called by native code only; it
      * never throws (a failure to build the exception returns the failure itself).
      *

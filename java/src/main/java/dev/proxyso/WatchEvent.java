@@ -1,8 +1,11 @@
 package dev.proxyso;
 
 /**
- * One replacement a {@link Watch} attempted after the watched file changed and settled: handed to
- * {@link WatchListener#onReplace(WatchEvent)}. Immutable.
+ * One replacement a {@link Watch} attempted after the watched file changed and settled, or a
+ * rollback the proxy made on its own (an {@linkplain LoadOptions#isIsolated() isolated} version
+ * loaded with {@link LoadOptions#isRollbackOnCrash()} crashed within its probation; then
+ * {@link #isRollback()} is {@code true}): handed to {@link WatchListener#onReplace(WatchEvent)}.
+ * Immutable.
  *
  * <p>Thread-safety: immutable, so safe to share between threads. Exceptions: its methods throw
  * none.
@@ -12,12 +15,15 @@ public final class WatchEvent {
     private final String path;
     private final long generation;
     private final ProxySoException error;
+    private final String rollbackReason;
 
-    WatchEvent(String key, String path, long generation, ProxySoException error) {
+    WatchEvent(String key, String path, long generation, ProxySoException error,
+            String rollbackReason) {
         this.key = key;
         this.path = path;
         this.generation = generation;
         this.error = error;
+        this.rollbackReason = rollbackReason;
     }
 
     /**
@@ -68,6 +74,27 @@ public final class WatchEvent {
     }
 
     /**
+     * Tells whether this event is a rollback the proxy made on its own, not a replacement from
+     * the watched file: an isolated version crashed within its probation, and the previous kept
+     * version serves again as generation {@link #getGeneration()}. A later change of the file
+     * replaces the key from it as before.
+     *
+     * @return {@code true} for a rollback after a crash
+     */
+    public boolean isRollback() {
+        return rollbackReason != null;
+    }
+
+    /**
+     * Returns why the proxy rolled the key back, for a {@linkplain #isRollback() rollback}.
+     *
+     * @return the reason, naming the generation that crashed, or {@code null} for a replacement
+     */
+    public String getRollbackReason() {
+        return rollbackReason;
+    }
+
+    /**
      * Describes the event, for logs.
      *
      * @return the key, the path and the generation or the error
@@ -75,6 +102,7 @@ public final class WatchEvent {
     @Override
     public String toString() {
         return "WatchEvent{key=" + key + ", path=" + path
-                + (error == null ? ", generation=" + generation : ", error=" + error) + "}";
+                + (error == null ? ", generation=" + generation : ", error=" + error)
+                + (rollbackReason == null ? "" : ", rollback=" + rollbackReason) + "}";
     }
 }

@@ -496,6 +496,27 @@ final class Watcher {
         return sha256.digest();
     }
 
+    /**
+     * Tells the key's watch listener, if the key is watched, that the proxy rolled it back on
+     * its own (an isolated version crashed within its probation). Runs on the thread that
+     * delivers the native log.
+     */
+    static void rolledBack(String key, long generation, String reason) {
+        Entry entry;
+        synchronized (LOCK) {
+            entry = WATCHES.get(key);
+        }
+        if (entry == null || entry.watch.isClosed()) {
+            return;
+        }
+        WatchEvent event = new WatchEvent(key, entry.watch.getPath(), generation, null, reason);
+        try {
+            entry.listener.onReplace(event);
+        } catch (Throwable e) {
+            LOG.log(Level.WARNING, "the watch listener of key '" + key + "' threw on " + event, e);
+        }
+    }
+
     /** Replaces the watch's key from its file and tells the listener. */
     private static void fire(Entry entry) {
         Watch watch = entry.watch;
@@ -527,7 +548,7 @@ final class Watcher {
         if (watch.isClosed()) {
             return;
         }
-        WatchEvent event = new WatchEvent(key, watch.getPath(), generation, error);
+        WatchEvent event = new WatchEvent(key, watch.getPath(), generation, error, null);
         try {
             entry.listener.onReplace(event);
         } catch (Throwable e) {

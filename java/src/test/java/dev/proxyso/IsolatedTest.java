@@ -233,12 +233,35 @@ public class IsolatedTest {
     }
 
     @Test
-    public void aCrashWithinTheProbationRollsBack() throws Exception {
+    public void aCrashWithinTheProbationRollsBackAndTellsTheWatchListener() throws Exception {
         String key = keys.next("probation");
         LoadOptions options = LoadOptions.builder().isolated(true).rollbackOnCrash(true).build();
         ProxySo.load(key, TestSupport.plugin(TestSupport.EXAMPLE_V1), options);
-        assertEquals(2, ProxySo.replace(key, fixture(CRASH), options));
-        crash(key, "segv");
+        final java.util.concurrent.BlockingQueue<WatchEvent> events =
+                new java.util.concurrent.LinkedBlockingQueue<WatchEvent>();
+        java.nio.file.Path dir = TestSupport.tempDir("proxyso-probation");
+        java.nio.file.Path live = dir.resolve("live.so");
+        Files.copy(Paths.get(fixture(CRASH)), live);
+        Watch watch = ProxySo.watch(key, live.toString(), new WatchListener() {
+            @Override
+            public void onReplace(WatchEvent event) {
+                events.add(event);
+            }
+        });
+        try {
+            assertEquals(2, ProxySo.replace(key, live.toString(), options));
+            crash(key, "segv");
+            WatchEvent event = events.poll(10, TimeUnit.SECONDS);
+            assertTrue("no rollback event", event != null);
+            assertTrue(event.toString(), event.isRollback());
+            assertTrue(event.isSuccess());
+            assertEquals(3, event.getGeneration());
+            assertTrue(event.getRollbackReason(), event.getRollbackReason().contains(
+                    "rolled back from generation 2, whose worker crashed within its probation"));
+        } finally {
+            watch.close();
+            TestSupport.deleteTree(dir);
+        }
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (ProxySo.info(key).getGeneration() != 3 && System.nanoTime() < deadline) {
             Thread.sleep(10);
