@@ -5,6 +5,7 @@
 #   libproxyso_bench_jni.so          the hand-written JNI binding of it (direct_echo.c)
 #   libproxyso_bench_plugin.so       the proxyso plugin whose default method calls it (plugin.c)
 #   libproxyso_bench_plugin_1mib.so  the same plugin with 1 MiB of initialised data
+#   proxyso_bench_sidecar            a child process that echoes framed requests on stdin/stdout
 #
 # The binding and the plugins call proxyso_bench_echo in libproxyso_bench_echo.so (found through
 # an absolute RUNPATH, since the host maps a plugin from a snapshot elsewhere), and JNA opens the
@@ -34,3 +35,5 @@ flags=(-O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -I"$here" -I"
     "$here/plugin.c" -L"$out" -lproxyso_bench_echo -Wl,-rpath,"$out"
 "$cc" "${flags[@]}" -DPROXYSO_BENCH_PAD -o "$out/libproxyso_bench_plugin_1mib.so" \
     "$here/plugin.c" -L"$out" -lproxyso_bench_echo -Wl,-rpath,"$out"
+"$cc" -O2 -Wall -Wextra -Werror -I"$here" -o "$out/proxyso_bench_sidecar" "$here/sidecar.c" \
+    -L"$out" -lproxyso_bench_echo -Wl,-rpath,"$out"

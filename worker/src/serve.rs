@@ -124,8 +124,12 @@ fn await_request(slot: &region::Slot, last: u32) -> u32 {
             return request;
         }
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 && Instant::now() >= spin_until {
-            break;
+        if spins % 64 == 0 {
+            if Instant::now() >= spin_until {
+                break;
+            }
+            // On a machine with no core to spare, the host's caller may need this one.
+            std::thread::yield_now();
         }
         spin_loop();
     }

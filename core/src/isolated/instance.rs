@@ -479,8 +479,12 @@ impl Instance {
                 return Ok(());
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 && Instant::now() >= spin_until {
-                break;
+            if spins % 64 == 0 {
+                if Instant::now() >= spin_until {
+                    break;
+                }
+                // On a machine with no core to spare, the worker may need this one.
+                std::thread::yield_now();
             }
             spin_loop();
         }

@@ -68,7 +68,7 @@ import java.util.logging.Logger;
  * Options (each also a system property {@code bench.<name>}): {@code --dir} (the native code's
  * build directory: {@code proxyso.bench.dir}, else {@code build/bench}), {@code --out} (a file
  * that gets a copy of the report), {@code --sections} (a comma-separated subset of
- * {@code calls,threads,replacing,keys,replace-1mib}), {@code --rounds} (21),
+ * {@code calls,threads,replacing,keys,replace-1mib,isolated}), {@code --rounds} (21),
  * {@code --batch-ms} (40), {@code --warmup-ms} (150, per way and payload),
  * {@code --thread-ms} (300), {@code --thread-rounds} (7), {@code --replace-ms} (500),
  * {@code --replace-rounds} (9), {@code --keys} (10000), {@code --key-rounds} (15),
@@ -179,7 +179,7 @@ public final class Bench {
         DirectEcho.load(dir);
         jna = JnaEcho.register(dir.resolve(ECHO_LIBRARY));
         List<String> known = Arrays.asList("calls", "threads", "replacing", "keys",
-                "replace-1mib");
+                "replace-1mib", "isolated");
         List<String> sections = Arrays.asList(
                 options.get("sections", String.join(",", known)).split(","));
         for (String section : sections) {
@@ -204,6 +204,9 @@ public final class Bench {
         }
         if (sections.contains("replace-1mib")) {
             replace1MiB();
+        }
+        if (sections.contains("isolated")) {
+            isolated();
         }
         summary();
         String out = options.get("out", null);
@@ -1289,6 +1292,14 @@ public final class Bench {
 
     private void goal(String what, String target, String measured, boolean pass) {
         goals.add(new String[] {what, target, measured, pass ? "PASS" : "**FAIL**"});
+    }
+
+    /** The isolated section (see {@link IsolatedBench}); its goals join the others. */
+    private void isolated() throws Exception {
+        IsolatedBench isolated = new IsolatedBench(dir, report::line,
+                options.getInt("rounds", 21, 3), options.getInt("batch-ms", 40, 5));
+        isolated.run();
+        goals.addAll(isolated.goals);
     }
 
     private void summary() {
