@@ -45,8 +45,6 @@ pub struct Launch {
     pub window: usize,
     /// The worker's address-space allowance beyond its start, 0 for none.
     pub memory_limit: u64,
-    /// The longest a start (load and `init`) may take.
-    pub start_timeout: Option<Duration>,
 }
 
 /// How a worker ended.
@@ -267,7 +265,7 @@ impl Instance {
             let _ = instance.running.wait_end();
             return Err(format!("cannot start a thread to watch the worker: {e}"));
         }
-        match instance.await_start(launch.start_timeout) {
+        match instance.await_start() {
             Ok(answer) => {
                 instance.serving.store(true, Ordering::SeqCst);
                 Ok((instance, answer))
@@ -279,9 +277,9 @@ impl Instance {
         }
     }
 
-    /// Waits for the worker's answer to the start.
-    fn await_start(&self, timeout: Option<Duration>) -> Result<info::Info, String> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+    /// Waits for the worker's answer to the start (as long as `init` takes: a model may take
+    /// minutes to load), or its end.
+    fn await_start(&self) -> Result<info::Info, String> {
         let header = self.region.header();
         loop {
             let state = header.state.load(Ordering::Acquire);
@@ -306,20 +304,7 @@ impl Instance {
                     death.describe()
                 ));
             }
-            let mut slice = SLICE;
-            if let Some(deadline) = deadline {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(format!(
-                        "the worker process (pid {}) did not finish loading the library within \
-                         {} ms",
-                        self.pid,
-                        timeout.unwrap_or_default().as_millis()
-                    ));
-                }
-                slice = slice.min(deadline - now);
-            }
-            futex::wait(&header.state, region::STARTING, Some(slice));
+            futex::wait(&header.state, region::STARTING, Some(SLICE));
         }
     }
 
@@ -389,7 +374,11 @@ impl Instance {
         // its thread may still write into the window.
         self.await_reply(index, name, request, deadline, timeout)?;
         let answer = self.read_answer(index, output_at, limit, out);
-        if input.len() + output_at.min(window) > RESIDENT || answer.is_err() {
+        // What the call touched: its input, and its output (or message) after it.
+        let output_len = usize::try_from(slot.output_len.load(Ordering::Relaxed))
+            .unwrap_or(usize::MAX)
+            .max(usize::try_from(slot.message_len.load(Ordering::Relaxed)).unwrap_or(usize::MAX));
+        if output_at.saturating_add(output_len) > RESIDENT {
             self.region.release(index, RESIDENT);
         }
         self.give_slot(index);

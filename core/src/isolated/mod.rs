@@ -75,7 +75,6 @@ struct Shared {
     isolation: Isolation,
     /// When recent deaths happened, oldest first (at most `BACKOFF_CRASHES`).
     deaths: Mutex<VecDeque<Instant>>,
-    crashes: AtomicU64,
     /// When the version went into service.
     in_service: Mutex<Option<Instant>>,
     hook: Mutex<Option<CrashHook>>,
@@ -113,7 +112,6 @@ impl Shared {
     }
 
     fn crashed(&self, at: Instant) {
-        self.crashes.fetch_add(1, Ordering::Relaxed);
         let mut deaths = self.deaths.lock().unwrap_or_else(PoisonError::into_inner);
         deaths.push_back(at);
         while deaths.len() > BACKOFF_CRASHES {
@@ -173,7 +171,6 @@ impl Remote {
             slots: slots(),
             window: WINDOW,
             memory_limit: isolation.memory_limit.unwrap_or(0),
-            start_timeout: None,
         };
         let generation = Arc::new(AtomicU64::new(generation));
         let shared = Arc::new(Shared {
@@ -182,7 +179,6 @@ impl Remote {
             describe: OnceLock::new(),
             isolation,
             deaths: Mutex::default(),
-            crashes: AtomicU64::new(0),
             in_service: Mutex::new(None),
             hook: Mutex::new(None),
         });
@@ -227,11 +223,6 @@ impl Remote {
     /// The limits it was loaded with.
     pub fn isolation(&self) -> Isolation {
         self.shared.isolation
-    }
-
-    /// How many times a worker of this version died unasked (and failed starts).
-    pub fn crashes(&self) -> u64 {
-        self.shared.crashes.load(Ordering::Relaxed)
     }
 
     /// Tags later log records with `generation`.
@@ -323,31 +314,24 @@ impl Remote {
             }
             Ok((instance, info)) => {
                 instance.shut_down(DESTROY_GRACE);
-                self.shared.crashed(Instant::now());
-                Err(Fail::Refused(format!(
-                    "a restarted worker serves {} {}, not {}",
+                Err(self.failed_restart(format!(
+                    "its restarted worker serves {} {}, not {}",
                     info.name,
                     info.version,
                     self.shared.describe()
                 )))
             }
-            Err(why) => {
-                // A start that fails counts toward the backoff, like a crash.
-                self.shared.crashed(Instant::now());
-                log::event(
-                    log::Level::Warn,
-                    &self.shared.key,
-                    self.shared.generation.load(Ordering::Relaxed),
-                    format!(
-                        "cannot restart the worker of {}: {why}",
-                        self.shared.describe()
-                    ),
-                );
-                Err(Fail::Dead(Arc::new(held_back_death(format!(
-                    "its restart failed: {why}"
-                )))))
-            }
+            Err(why) => Err(self.failed_restart(format!("its restart failed: {why}"))),
         }
+    }
+
+    /// A restart that failed: counted, logged and told to the version like a crash (it counts
+    /// toward the backoff, and within the probation it rolls back).
+    #[cold]
+    fn failed_restart(&self, why: String) -> Fail {
+        let death = held_back_death(why);
+        self.shared.died(&death);
+        Fail::Dead(Arc::new(death))
     }
 
     /// Ends the worker: runs the plugin's `destroy` there once every call returned (the
