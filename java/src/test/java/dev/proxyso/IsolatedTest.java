@@ -160,6 +160,35 @@ public class IsolatedTest {
     }
 
     @Test
+    public void theMemoryLimitMakesAGreedyCallACrashOfTheWorkerNotOfTheJvm() {
+        String key = keys.next("memory");
+        ProxySo.load(key, fixture(CRASH), LoadOptions.builder().isolated(true)
+                .memoryLimit(64L << 20).build());
+        assertEquals("allocated", text(ProxySo.call(key, "alloc", utf8("16"))));
+        PluginCrashedException e;
+        try {
+            ProxySo.call(key, "alloc", utf8("512"));
+            throw new AssertionError("512 MiB fit in a 64 MiB limit");
+        } catch (PluginCrashedException crashed) {
+            e = crashed;
+        }
+        assertEquals(6, e.getSignal());
+        assertTrue(e.getMessage(), e.getMessage().contains("out of memory"));
+        assertEquals("after", text(ProxySo.call(key, "echo", utf8("after"))));
+    }
+
+    @Test
+    public void aPluginInTheJvmIsNotIsolatedAndHasNoWorker() {
+        String key = keys.next("in-jvm");
+        ProxySo.load(key, fixture(CRASH));
+        LibraryInfo info = ProxySo.info(key);
+        assertFalse(info.isIsolated());
+        assertEquals(0, info.getWorkerPid());
+        assertEquals(String.valueOf(ProcessIdHolder.PID),
+                text(ProxySo.call(key, "pid", new byte[0])));
+    }
+
+    @Test
     public void aCxxExceptionIsAPluginExceptionInTheWorkerAndNoCrash() {
         String key = keys.next("throw");
         ProxySo.load(key, fixture(CRASH), isolated());
