@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::brevity::Brevity;
 use crate::error::Error;
 use crate::history::Origin;
-use crate::host::FixedOutput;
+use crate::host::{FixedOutput, SpillOutput, Written};
 use crate::plugin::{CallFailure, FixedFailure, Plugin};
 use crate::retire::{Ledger, Retiring};
 use crate::stats::{GenerationStats, KeyStats};
@@ -25,6 +26,8 @@ pub struct Version {
     plugin: Option<Plugin>,
     ledger: Arc<Ledger>,
     key_stats: Arc<KeyStats>,
+    /// Which methods are short enough for a critical downcall, from their timed calls.
+    brevity: Brevity,
 }
 
 impl Version {
@@ -38,6 +41,7 @@ impl Version {
         key_stats: Arc<KeyStats>,
     ) -> Version {
         plugin.set_generation(generation_stats.generation);
+        let brevity = Brevity::new(plugin.method_names().count(), plugin.serialized());
         Version {
             key,
             generation_stats: Arc::new(generation_stats),
@@ -45,6 +49,7 @@ impl Version {
             plugin: Some(plugin),
             ledger,
             key_stats,
+            brevity,
         }
     }
 
@@ -85,7 +90,7 @@ impl Version {
         let (plugin, index) = self.resolve(method)?;
         let timing = self.generation_stats.calls.begin();
         let result = plugin.call(index, input, out);
-        timing.end(result.is_err());
+        self.timed(index, input.len(), timing.end(result.is_err()), false);
         result.map_err(|failure| self.failed(self.plugin_error(index, failure)))
     }
 
@@ -98,9 +103,59 @@ impl Version {
         out: &mut FixedOutput<'_>,
     ) -> Result<usize, Error> {
         let (plugin, index) = self.resolve(method)?;
+        self.fixed(plugin, index, input, out, false)
+    }
+
+    /// `call_fixed` for a critical downcall when `critical` is set: `Ok(None)`, without calling
+    /// anything, when the method is not known to be short (see `brevity`).
+    pub fn call_fixed_short(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+        critical: bool,
+    ) -> Result<Option<usize>, Error> {
+        let (plugin, index) = self.resolve(method)?;
+        if critical && !self.brevity.is_short(index, input.len()) {
+            return Ok(None);
+        }
+        self.fixed(plugin, index, input, out, critical).map(Some)
+    }
+
+    /// Calls `method` (the default for `None`) writing into `out` (see `SpillOutput`). With
+    /// `critical`, for a critical downcall: `Ok(None)`, without calling anything, when the method
+    /// is not known to be short (see `brevity`).
+    pub fn call_spill(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: SpillOutput<'_>,
+        critical: bool,
+    ) -> Result<Option<Written>, Error> {
+        let (plugin, index) = self.resolve(method)?;
+        if critical && !self.brevity.is_short(index, input.len()) {
+            return Ok(None);
+        }
+        let timing = self.generation_stats.calls.begin();
+        let result = plugin.call_spill(index, input, out);
+        self.timed(index, input.len(), timing.end(result.is_err()), critical);
+        result
+            .map(Some)
+            .map_err(|failure| self.failed(self.plugin_error(index, failure)))
+    }
+
+    /// The body of `call_fixed` once the method is resolved.
+    fn fixed(
+        &self,
+        plugin: &Plugin,
+        index: usize,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+        critical: bool,
+    ) -> Result<usize, Error> {
         let timing = self.generation_stats.calls.begin();
         let result = plugin.call_fixed(index, input, out);
-        timing.end(result.is_err());
+        self.timed(index, input.len(), timing.end(result.is_err()), critical);
         result.map_err(|failure| {
             self.failed(match failure {
                 FixedFailure::TooSmall { required } => Error::OutputTooSmall {
@@ -113,6 +168,20 @@ impl Version {
                 FixedFailure::Plugin(failure) => self.plugin_error(index, failure),
             })
         })
+    }
+
+    /// Counts a call the statistics timed (`nanos`) towards its method's brevity.
+    #[inline]
+    fn timed(&self, index: usize, len: usize, nanos: Option<u64>, critical: bool) {
+        if let Some(nanos) = nanos {
+            self.brevity.record(index, len, nanos, critical, || {
+                (
+                    Arc::clone(&self.key),
+                    self.generation(),
+                    self.method_name(index),
+                )
+            });
+        }
     }
 
     /// Remembers a failed call as the key's last error, and passes it on.
