@@ -10,12 +10,17 @@
 //! than `SHORT_NANOS` each. Until then, and whenever it is not, its calls go through a
 //! non-critical downcall.
 //!
-//! A timed call of `SHORT_NANOS` or more is a strike for its class: the class starts learning
-//! again from zero, and after `MAX_STRIKES` strikes it is never short again in this version. (A first call
-//! that builds a cache is one strike, not a verdict; a method that is slow now and then is soon
-//! out for good.) A strike in a critical call is logged, since that call held off the collector.
+//! A timed call of `SHORT_NANOS` or more sends its class back to learning from zero. The time is
+//! wall-clock time, which also counts the thread being descheduled or interrupted; that happens
+//! to any call now and then on a busy machine, so one long call alone is not held against the
+//! method. Two long timed calls in a row are a strike, and after `MAX_STRIKES` strikes the class
+//! is never short again in this version (a first call that builds a cache is not a verdict; a
+//! method that is slow now and then is soon out for good). A strike in a critical call is logged,
+//! since that call held off the collector.
 //! Plugins that ask for their calls to be serialised are never short: a call may wait for the
-//! lock as long as another call runs.
+//! lock as long as another call runs. Nor are plugins that set `PROXYSO_FLAG_LONG_CALLS`: the
+//! rule learns from the past, and a method whose time depends on more than the input's size
+//! (a lock, I/O, the input's content) can be short a thousand times and then not.
 //!
 //! The statistics time one call in up to 64 of those that take less than 2 us (every call with
 //! `exact_timing`), so a short method that turns slow is found within a few dozen calls, not
@@ -47,8 +52,10 @@ fn class(len: usize) -> usize {
 struct Standing {
     /// Timed short calls in a row, up to `PROMOTE_AFTER`.
     streak: AtomicU32,
-    /// Timed calls of `SHORT_NANOS` or more.
+    /// Pairs of timed calls in a row of `SHORT_NANOS` or more.
     strikes: AtomicU32,
+    /// 1 when the last timed call took `SHORT_NANOS` or more.
+    last_long: AtomicU32,
 }
 
 /// The standing of every method of one version, per input size class.
@@ -56,7 +63,7 @@ struct Standing {
 pub struct Brevity {
     /// `CLASSES` entries per method.
     methods: Box<[Standing]>,
-    /// Set for a plugin whose calls are serialised: never short.
+    /// Set for a plugin whose calls are serialised or that sets `FLAG_LONG_CALLS`: never short.
     never: bool,
 }
 
@@ -102,6 +109,7 @@ impl Brevity {
             return;
         };
         if nanos < SHORT_NANOS {
+            m.last_long.store(0, Ordering::Relaxed);
             // Plain load and store: two threads racing lose a count, which only delays.
             let streak = m.streak.load(Ordering::Relaxed);
             if streak < PROMOTE_AFTER {
@@ -110,6 +118,11 @@ impl Brevity {
             return;
         }
         m.streak.store(0, Ordering::Relaxed);
+        if m.last_long.swap(1, Ordering::Relaxed) == 0 {
+            // One long call: learn again, but no verdict yet.
+            return;
+        }
+        m.last_long.store(0, Ordering::Relaxed);
         let strikes = m.strikes.fetch_add(1, Ordering::Relaxed) + 1;
         if critical {
             let (key, generation, method) = describe();
@@ -155,7 +168,15 @@ mod tests {
         assert!(!b.is_short(7, 64), "no such method");
         assert!(!b.is_short(0, 1 << 20), "per input size class");
         assert!(b.is_short(0, 100), "64 and 100 bytes are one class");
+        // One long call: learning again, no strike.
+        b.record(0, 64, SHORT_NANOS * 10, false, none);
+        assert!(!b.is_short(0, 64), "learning again after a long call");
+        for _ in 0..PROMOTE_AFTER {
+            b.record(0, 64, 100, false, none);
+        }
+        assert!(b.is_short(0, 64), "one long call is no strike");
         for strike in 1..=MAX_STRIKES {
+            b.record(0, 64, SHORT_NANOS, false, none);
             b.record(0, 64, SHORT_NANOS, false, none);
             assert!(!b.is_short(0, 64), "strike {strike}");
             for _ in 0..PROMOTE_AFTER {

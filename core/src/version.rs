@@ -41,7 +41,9 @@ impl Version {
         key_stats: Arc<KeyStats>,
     ) -> Version {
         plugin.set_generation(generation_stats.generation);
-        let brevity = Brevity::new(plugin.method_names().count(), plugin.serialized());
+        // Serialised calls may wait for each other; long calls say so.
+        let never_short = plugin.serialized() || plugin.flags() & proxyso_abi::FLAG_LONG_CALLS != 0;
+        let brevity = Brevity::new(plugin.method_names().count(), never_short);
         Version {
             key,
             generation_stats: Arc::new(generation_stats),

@@ -5,11 +5,15 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
+import java.io.DataInputStream;
+import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.jar.JarFile;
+import java.util.zip.ZipEntry;
 import javax.management.MBeanServer;
 import org.junit.Rule;
 import org.junit.Test;
@@ -35,6 +39,37 @@ public class CallPathTest {
                 ProxySo.info(key).toString().contains("callPath=" + expected));
         MBeanServer server = ManagementFactory.getPlatformMBeanServer();
         assertEquals(expected, server.getAttribute(LibraryBeans.name(key), "CallPath"));
+    }
+
+    @Test
+    public void theJarIsMultiReleaseWithJava8BaseClasses() throws Exception {
+        String jar = System.getProperty("proxyso.test.jar");
+        boolean layer = Boolean.parseBoolean(System.getProperty("proxyso.test.ffmLayer"));
+        try (JarFile file = new JarFile(jar)) {
+            assertEquals("class file of Java 8", 52, major(file, "dev/proxyso/CallPath.class"));
+            assertEquals("class file of Java 8", 52, major(file, "dev/proxyso/ProxySo.class"));
+            String versioned = "META-INF/versions/22/dev/proxyso/CallPath.class";
+            assertEquals(jar + " has " + versioned, layer, file.getEntry(versioned) != null);
+            assertEquals(layer ? "true" : null,
+                    file.getManifest().getMainAttributes().getValue("Multi-Release"));
+            if (layer) {
+                assertEquals("class file of Java 22", 66, major(file, versioned));
+            }
+        }
+        if (ChildJvm.feature() >= 22) {
+            assertTrue("the suite runs on JDK 22+ only with the layer built", layer);
+        }
+    }
+
+    /** The major version of a class file in a jar. */
+    private static int major(JarFile jar, String entry) throws IOException {
+        ZipEntry found = jar.getEntry(entry);
+        assertTrue(entry, found != null);
+        try (DataInputStream in = new DataInputStream(jar.getInputStream(found))) {
+            assertEquals(0xCAFEBABE, in.readInt());
+            in.readUnsignedShort();
+            return in.readUnsignedShort();
+        }
     }
 
     @Test

@@ -13,7 +13,8 @@ import org.junit.Test;
  * A long plugin call never holds off the garbage collector: a method that sleeps 500 ms, called
  * while another thread runs {@code System.gc()}, delays that collection by less than 50 ms. On
  * JDK 22 and later a critical downcall would hold it off for the whole call; the method is not
- * known to be short, so its calls take ordinary downcalls. On JDK 17 (JNI) the same holds.
+ * known to be short, so its calls take ordinary downcalls, and never for a plugin that sets
+ * {@code PROXYSO_FLAG_LONG_CALLS}. On JDK 17 (JNI) the same holds.
  */
 public class CriticalGcTest {
     /** The longest a collection may be delayed. */
@@ -53,6 +54,27 @@ public class CriticalGcTest {
         } finally {
             handle.close();
         }
+    }
+
+    @Test
+    public void aPluginThatSaysItsCallsAreLongIsNeverCalledCritically() throws Exception {
+        // Without PROXYSO_FLAG_LONG_CALLS, 200 quick calls on 3 bytes ("000") would make the
+        // method known to be short for 3-byte inputs, and the 500 ms call on "500" would then
+        // run in a critical downcall (JDK 22+): measured history cannot foresee it.
+        final String key = keys.next("gc-flag");
+        ProxySo.load(key, TestSupport.fixture("libfx_long_calls.so"),
+                LoadOptions.builder().exactTiming(true).build());
+        for (int i = 0; i < 200; i++) {
+            assertEquals("slept", TestSupport.text(
+                    ProxySo.call(key, "sleep", TestSupport.utf8("000"))));
+        }
+        assertCollectsWhileCalling(key, new Runnable() {
+            @Override
+            public void run() {
+                assertEquals("slept", TestSupport.text(
+                        ProxySo.call(key, "sleep", TestSupport.utf8("500"))));
+            }
+        });
     }
 
     /** Runs {@code call} (500 ms in the plugin) and collects while it is in the plugin. */

@@ -48,7 +48,7 @@ public class StatsTest {
             "Generation", "Path", "Sha256", "PluginName", "PluginVersion", "Calls",
             "FailedCalls", "InFlight", "TotalCallNanos", "MaxCallNanos", "MeanCallNanos",
             "LoadNanos", "Replacements", "Rollbacks", "LastError", "KeepVersions",
-            "RetiredVersions", "PinnedVersions", "DestroysRunning", "SlowDestroys"));
+            "RetiredVersions", "PinnedVersions", "DestroysRunning", "SlowDestroys", "CallPath"));
 
     @Rule
     public final Keys keys = new Keys();
