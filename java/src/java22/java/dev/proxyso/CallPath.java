@@ -36,6 +36,10 @@ import java.util.logging.Logger;
  * <p>A failed call answers {@link NativeContract#FFM_FAILED}, and {@link NativeBridge#ffmThrow()}
  * throws the exception the JNI path throws. The methods and their answers are those of the base
  * class of the same name (Java 8, JNI).
+ *
+ * <p>What the native side keeps for a follow-up (spilled output, a failure) is kept per OS thread:
+ * the follow-up downcall comes right after the answer, with no blocking operation in between, so
+ * a virtual thread cannot move to another carrier thread meanwhile.
  */
 final class CallPath {
     /** The system property that turns the FFM path off when {@code false}. */
