@@ -233,21 +233,40 @@ final class CallPath {
             answer = (long) DIRECT_CRITICAL.invokeExact(handle, nameSegment,
                     name == null ? -1 : name.length, input, inLength, output, outLength,
                     flags(cached, true));
-            if (answer == NativeContract.FFM_NOT_SHORT) {
-                if (name != null) {
-                    nameSegment = scratch.memory(name.length);
-                    MemorySegment.copy(name, 0, nameSegment, JAVA_BYTE, 0, name.length);
-                }
-                answer = (long) DIRECT.invokeExact(handle, nameSegment,
-                        name == null ? -1 : name.length, input, inLength, output, outLength,
-                        flags(cached, false));
-                scratch.release();
-            }
         } catch (Throwable t) {
             throw unexpected(t);
         }
         if (answer >= 0) {
             return (int) answer;
+        }
+        return directAgain(answer, scratch, handle, name, input, output, cached);
+    }
+
+    /**
+     * The rest of a direct call whose critical downcall answered {@code answer}, not a length:
+     * the call through an ordinary downcall for a method not known to be short, else -1 for a
+     * stale handle or the call's exception. Apart, so that the common case stays small enough
+     * for the compiler to inline.
+     */
+    private static int directAgain(long answer, Scratch scratch, long handle, byte[] name,
+            MemorySegment input, MemorySegment output, boolean cached) {
+        if (answer == NativeContract.FFM_NOT_SHORT) {
+            MemorySegment nameSegment = MemorySegment.NULL;
+            if (name != null) {
+                nameSegment = scratch.memory(name.length);
+                MemorySegment.copy(name, 0, nameSegment, JAVA_BYTE, 0, name.length);
+            }
+            try {
+                answer = (long) DIRECT.invokeExact(handle, nameSegment,
+                        name == null ? -1 : name.length, input, (int) input.byteSize(), output,
+                        (int) output.byteSize(), flags(cached, false));
+            } catch (Throwable t) {
+                throw unexpected(t);
+            }
+            scratch.release();
+            if (answer >= 0) {
+                return (int) answer;
+            }
         }
         if (answer == NativeContract.FFM_STALE) {
             return -1;
