@@ -194,6 +194,15 @@ typedef int32_t proxyso_status;
  * pthread_key or thread-local destructor, or a thread that outlives `destroy`.
  */
 #define PROXYSO_FLAG_KEEP_MAPPED 0x2u
+/**
+ * Descriptor flag: methods may run long or block (I/O, locks, a time that depends on the input),
+ * so the host never calls them in a way that holds off the JVM's garbage collector. Without it,
+ * on JDK 22 and later, a method whose calls on inputs of one size have been measured short (32
+ * timed calls in a row under 20 us) is called through a critical FFM downcall, during which no
+ * collection can start; a method that is fast for some inputs and slow for others of the same
+ * size (a power of two) should set this flag.
+ */
+#define PROXYSO_FLAG_LONG_CALLS 0x4u
 
 /* Log levels for `proxyso_host.log`. */
 /** Log level: something failed. */

@@ -28,6 +28,7 @@ int main(void) {
     printf("PROXYSO_OK %d\nPROXYSO_ERROR %d\nPROXYSO_PANIC %d\n", PROXYSO_OK, PROXYSO_ERROR, PROXYSO_PANIC);
     printf("PROXYSO_FLAG_SERIALIZE %u\n", PROXYSO_FLAG_SERIALIZE);
     printf("PROXYSO_FLAG_KEEP_MAPPED %u\n", PROXYSO_FLAG_KEEP_MAPPED);
+    printf("PROXYSO_FLAG_LONG_CALLS %u\n", PROXYSO_FLAG_LONG_CALLS);
     printf("PROXYSO_DESCRIPTOR_SYMBOL %s\n", PROXYSO_DESCRIPTOR_SYMBOL);
     return 0;
 }
@@ -111,6 +112,7 @@ fn rust_types_match_the_c_header() {
     rust += &format!("PROXYSO_PANIC {}\n", abi::PANIC);
     rust += &format!("PROXYSO_FLAG_SERIALIZE {}\n", abi::FLAG_SERIALIZE);
     rust += &format!("PROXYSO_FLAG_KEEP_MAPPED {}\n", abi::FLAG_KEEP_MAPPED);
+    rust += &format!("PROXYSO_FLAG_LONG_CALLS {}\n", abi::FLAG_LONG_CALLS);
     let symbol = std::str::from_utf8(abi::DESCRIPTOR_SYMBOL)
         .unwrap()
         .trim_end_matches('\0');

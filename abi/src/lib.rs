@@ -33,8 +33,11 @@ pub const FLAG_SERIALIZE: u32 = 0x1;
 /// Descriptor flag: once retired, keep this version mapped for the life of the process
 /// (`RTLD_NODELETE`); `destroy` still runs.
 pub const FLAG_KEEP_MAPPED: u32 = 0x2;
+/// Descriptor flag: methods may run long or block, so the host never calls them in a critical
+/// downcall (one that holds off the JVM's garbage collector; JDK 22+).
+pub const FLAG_LONG_CALLS: u32 = 0x4;
 /// Every flag this ABI version knows; other bits make a load fail.
-pub const KNOWN_FLAGS: u32 = FLAG_SERIALIZE | FLAG_KEEP_MAPPED;
+pub const KNOWN_FLAGS: u32 = FLAG_SERIALIZE | FLAG_KEEP_MAPPED | FLAG_LONG_CALLS;
 
 /// Log level: error.
 pub const LOG_ERROR: i32 = 1;

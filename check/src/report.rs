@@ -62,6 +62,9 @@ pub struct Flags {
     pub serialize: bool,
     /// `PROXYSO_FLAG_KEEP_MAPPED`: retired versions stay mapped for the life of the process.
     pub keep_mapped: bool,
+    /// `PROXYSO_FLAG_LONG_CALLS`: methods are never called in a critical downcall (JDK 22+).
+    #[serde(default)]
+    pub long_calls: bool,
 }
 
 impl Flags {
@@ -71,6 +74,7 @@ impl Flags {
             bits,
             serialize: bits & proxyso_abi::FLAG_SERIALIZE != 0,
             keep_mapped: bits & proxyso_abi::FLAG_KEEP_MAPPED != 0,
+            long_calls: bits & proxyso_abi::FLAG_LONG_CALLS != 0,
         }
     }
 
@@ -79,6 +83,7 @@ impl Flags {
         let names: Vec<&str> = [
             (self.serialize, "serialize"),
             (self.keep_mapped, "keep-mapped"),
+            (self.long_calls, "long-calls"),
         ]
         .into_iter()
         .filter_map(|(set, name)| set.then_some(name))

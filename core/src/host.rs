@@ -196,6 +196,152 @@ unsafe extern "C" fn fixed_reserve(this: *mut abi::Output, capacity: usize) -> a
     abi::ERROR
 }
 
+/// A call's output buffer that starts in memory the caller owns (a Java array in place, on the
+/// FFM path) and moves to a host `Vec` when the plugin asks for more room than it has.
+///
+/// The plugin writes in place when the caller's guess was large enough; otherwise `reserve`
+/// copies what was written so far into the `Vec` and the call goes on there, so the method runs
+/// once whatever the guess.
+pub struct SpillOutput<'a> {
+    raw: abi::Output,
+    spill: Spill,
+    _borrows: std::marker::PhantomData<(&'a mut [u8], &'a mut Vec<u8>)>,
+}
+
+/// What `SpillOutput`'s `reserve` reads through `host_data`.
+struct Spill {
+    /// The caller's buffer.
+    first: *mut u8,
+    /// The `Vec` the output moves to.
+    vec: *mut Vec<u8>,
+}
+
+/// Where a `SpillOutput` call left its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// This many bytes, in the caller's buffer.
+    InPlace(usize),
+    /// This many bytes, in the `Vec` (the caller's buffer was too small).
+    Spilled(usize),
+}
+
+impl<'a> SpillOutput<'a> {
+    /// Lends `len` bytes at `data` to one call, and `spill` (emptied) for more.
+    ///
+    /// # Safety
+    /// `data` must be non-null and valid for writes of `len` bytes for `'a`, and nothing else
+    /// may access that memory meanwhile.
+    pub unsafe fn new(data: *mut u8, len: usize, spill: &'a mut Vec<u8>) -> SpillOutput<'a> {
+        spill.clear();
+        SpillOutput {
+            raw: abi::Output {
+                data,
+                len: 0,
+                capacity: len,
+                reserve: spill_reserve,
+                host_data: ptr::null_mut(),
+            },
+            spill: Spill {
+                first: data,
+                vec: spill,
+            },
+            _borrows: std::marker::PhantomData,
+        }
+    }
+
+    /// The ABI struct to pass to the plugin; valid while `self` stays where it is.
+    pub fn as_raw(&mut self) -> *mut abi::Output {
+        self.raw.host_data = ptr::from_mut(&mut self.spill).cast();
+        &mut self.raw
+    }
+
+    /// Writes `bytes` as the whole output, made elsewhere (in a worker process): in place when
+    /// they fit, else into the `Vec`.
+    pub fn fill(self, bytes: &[u8]) -> Written {
+        if bytes.len() <= self.raw.capacity {
+            // SAFETY: `first` is valid for `capacity` bytes of writes (see `new`), at least
+            // `bytes.len()`; `bytes` is not that memory (lent to this call alone).
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.spill.first, bytes.len()) };
+            return Written::InPlace(bytes.len());
+        }
+        // SAFETY: `vec` is the `&'a mut Vec<u8>` given to `new`, still borrowed by `self`.
+        let vec = unsafe { &mut *self.spill.vec };
+        vec.clear();
+        vec.extend_from_slice(bytes);
+        Written::Spilled(bytes.len())
+    }
+
+    /// Ends the call: where the output is and how long, if what the plugin left is sane.
+    pub fn finish(self) -> Result<Written, String> {
+        let raw = &self.raw;
+        if raw.len > raw.capacity {
+            return Err(format!(
+                "the plugin reported {} bytes of output in a buffer of {}",
+                raw.len, raw.capacity
+            ));
+        }
+        if raw.data == self.spill.first {
+            return Ok(Written::InPlace(raw.len));
+        }
+        // SAFETY: `vec` is the `&'a mut Vec<u8>` given to `new`, still borrowed by `self`.
+        let vec = unsafe { &mut *self.spill.vec };
+        if raw.data != vec.as_mut_ptr() || raw.capacity != vec.capacity() {
+            return Err("the plugin changed the output buffer's data or capacity".to_owned());
+        }
+        // SAFETY: the plugin wrote `len` bytes at `data`, the Vec's buffer, inside its capacity
+        // (checked above); any byte value is a valid `u8`.
+        unsafe { vec.set_len(raw.len) };
+        Ok(Written::Spilled(raw.len))
+    }
+}
+
+/// `proxyso_output.reserve` of a `SpillOutput`: moves the output into the `Vec`, or grows it.
+unsafe extern "C" fn spill_reserve(this: *mut abi::Output, capacity: usize) -> abi::Status {
+    let grow = AssertUnwindSafe(|| {
+        if this.is_null() {
+            return abi::ERROR;
+        }
+        // SAFETY: the plugin passes back the `abi::Output` the host gave it for this call, whose
+        // `host_data` points at the `Spill` of its live `SpillOutput`.
+        let (out, spill) = unsafe { (&mut *this, &*(*this).host_data.cast::<Spill>()) };
+        // SAFETY: `vec` is the `Vec` lent to `SpillOutput::new` for the duration of the call.
+        let vec = unsafe { &mut *spill.vec };
+        if out.len > out.capacity || capacity > MAX_OUTPUT {
+            return abi::ERROR;
+        }
+        if capacity <= out.capacity {
+            return abi::OK;
+        }
+        if out.data == spill.first {
+            // Leaving the caller's buffer: the Vec takes what was written so far.
+            if vec.try_reserve(capacity).is_err() {
+                return abi::ERROR;
+            }
+            // SAFETY: the first `len` bytes at `data` were written by the plugin, inside the
+            // caller's buffer (checked above); the Vec has room for `capacity >= len` bytes and
+            // is a different allocation.
+            unsafe { ptr::copy_nonoverlapping(out.data, vec.as_mut_ptr(), out.len) };
+        } else {
+            if out.data != vec.as_mut_ptr() {
+                return abi::ERROR;
+            }
+            // SAFETY: as in `output_reserve`: the written bytes become the length so that the
+            // reallocation keeps them, then the Vec is "empty" again while the plugin writes.
+            unsafe { vec.set_len(out.len) };
+            let grown = vec.try_reserve(capacity - out.len);
+            // SAFETY: length 0 is always valid.
+            unsafe { vec.set_len(0) };
+            if grown.is_err() {
+                return abi::ERROR;
+            }
+        }
+        out.data = vec.as_mut_ptr();
+        out.capacity = vec.capacity();
+        abi::OK
+    });
+    catch_unwind(grow).unwrap_or(abi::ERROR)
+}
+
 /// What a plugin reported through `proxyso_error.set`.
 #[derive(Debug, Default)]
 pub struct Reported {

@@ -8,6 +8,7 @@
 //! - `version`: one loaded version of a key, retired when its last call returns;
 //! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
+//! - `brevity`: which methods are short enough for a critical downcall (JDK 22+);
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
 //! - `landing`: the C++ frame every call into plugin code goes through, which catches a C++
@@ -21,6 +22,7 @@
 //! - `text`: cuts keys, method names and paths that messages quote.
 #![deny(missing_docs)]
 
+pub mod brevity;
 pub mod child;
 pub mod elf;
 pub mod error;

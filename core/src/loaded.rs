@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::LoadError;
-use crate::host::FixedOutput;
+use crate::host::{FixedOutput, SpillOutput, Written};
 use crate::isolated::{Fail, Isolation, Out, Remote};
 use crate::plugin::{FixedFailure, LoadOptions, Plugin};
 use crate::snapshot::{Digest, KeptCopy, SnapshotDir};
@@ -209,6 +209,24 @@ impl Loaded {
         match self {
             Loaded::InProcess(plugin) => plugin.call(index, input, out).map_err(Fail::Plugin),
             Loaded::Isolated(isolated) => isolated.remote.call(index, input, Out::Grow(out)),
+        }
+    }
+
+    /// Calls method `index` with `input`, its output in place in `out` or spilled (see
+    /// `SpillOutput`).
+    pub fn call_spill(
+        &self,
+        index: usize,
+        input: &[u8],
+        out: SpillOutput<'_>,
+    ) -> Result<Written, Fail> {
+        match self {
+            Loaded::InProcess(plugin) => plugin.call_spill(index, input, out).map_err(Fail::Plugin),
+            Loaded::Isolated(isolated) => {
+                let mut answer = Vec::new();
+                isolated.remote.call(index, input, Out::Grow(&mut answer))?;
+                Ok(out.fill(&answer))
+            }
         }
     }
 

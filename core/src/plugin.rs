@@ -13,7 +13,9 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use proxyso_abi as abi;
 
 use crate::error::LoadError;
-use crate::host::{ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported};
+use crate::host::{
+    ErrorSlot, FixedOutput, HostServices, OutputBuf, Reported, SpillOutput, Written,
+};
 use crate::landing::{self, Thrown};
 use crate::log;
 use crate::preflight;
@@ -387,6 +389,21 @@ impl Plugin {
         }
         out.written()
             .map_err(|message| FixedFailure::Plugin(CallFailure::host(message)))
+    }
+
+    /// Calls method `index` with `input`, writing into `out`: in place while the caller's
+    /// buffer is large enough, else in its spill `Vec` (see `SpillOutput`).
+    ///
+    /// # Panics
+    /// If `index` is not a method index of this plugin.
+    pub fn call_spill(
+        &self,
+        index: usize,
+        input: &[u8],
+        mut out: SpillOutput<'_>,
+    ) -> Result<Written, CallFailure> {
+        self.call_raw(index, input, out.as_raw())?;
+        out.finish().map_err(CallFailure::host)
     }
 
     /// Runs method `index` on `output`, holding the serialisation the plugin asked for.

@@ -15,7 +15,7 @@ use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 
 use crate::error::Error;
 use crate::history::{self, History, Origin};
-use crate::host::FixedOutput;
+use crate::host::{FixedOutput, SpillOutput, Written};
 use crate::loaded::{self, Loaded};
 use crate::log::{self, Level};
 use crate::plugin::LoadOptions;
@@ -162,6 +162,35 @@ impl LibraryHandle {
         out: &mut FixedOutput<'_>,
     ) -> Result<usize, Error> {
         self.slot.current()?.call_fixed(method, input, out)
+    }
+
+    /// `call_fixed`, for a critical downcall when `critical` is set: `Ok(None)`, without calling
+    /// anything, when the method is not known to be short (see `brevity`).
+    pub fn call_fixed_short(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+        critical: bool,
+    ) -> Result<Option<usize>, Error> {
+        self.slot
+            .current()?
+            .call_fixed_short(method, input, out, critical)
+    }
+
+    /// Calls `method` writing into `out`, in place or spilled (see `SpillOutput`); for a
+    /// critical downcall when `critical` is set: `Ok(None)`, without calling anything, when the
+    /// method is not known to be short (see `brevity`).
+    pub fn call_spill(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: SpillOutput<'_>,
+        critical: bool,
+    ) -> Result<Option<Written>, Error> {
+        self.slot
+            .current()?
+            .call_spill(method, input, out, critical)
     }
 
     /// A handle to a key that was never loaded: every call fails with `NoSuchLibrary`. For

@@ -183,10 +183,11 @@ impl CallCounters {
 }
 
 impl Timing<'_> {
-    /// The call returned, failed or not.
+    /// The call returned, failed or not. Returns how long it took when this call was timed.
     #[inline]
-    pub fn end(self, failed: bool) {
+    pub fn end(self, failed: bool) -> Option<u64> {
         let shard = self.shard;
+        let mut timed = None;
         if let Some(start) = self.start {
             let nanos = clock().delta_as_nanos(start, clock().raw());
             let weight = u64::from(shard.weight.load(Ordering::Relaxed));
@@ -207,11 +208,13 @@ impl Timing<'_> {
             let next = next as u32;
             shard.weight.store(next, Ordering::Relaxed);
             shard.countdown.store(next - 1, Ordering::Relaxed);
+            timed = Some(nanos);
         }
         if failed {
             shard.failed.fetch_add(1, Ordering::Relaxed);
         }
         shard.exited.fetch_add(1, Ordering::Relaxed);
+        timed
     }
 }
 

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::brevity::Brevity;
 use crate::error::Error;
 use crate::history::Origin;
-use crate::host::FixedOutput;
+use crate::host::{FixedOutput, SpillOutput, Written};
 use crate::isolated::Fail;
 use crate::loaded::Loaded;
 use crate::plugin::CallFailure;
@@ -27,6 +28,8 @@ pub struct Version {
     plugin: Option<Loaded>,
     ledger: Arc<Ledger>,
     key_stats: Arc<KeyStats>,
+    /// Which methods are short enough for a critical downcall, from their timed calls.
+    brevity: Brevity,
 }
 
 impl Version {
@@ -40,6 +43,12 @@ impl Version {
         key_stats: Arc<KeyStats>,
     ) -> Version {
         plugin.set_generation(generation_stats.generation);
+        // Serialised calls may wait for each other; long calls say so; an isolated call waits
+        // for another process, which may die or be descheduled.
+        let never_short = plugin.serialized()
+            || plugin.flags() & proxyso_abi::FLAG_LONG_CALLS != 0
+            || plugin.isolated().is_some();
+        let brevity = Brevity::new(plugin.method_names().count(), never_short);
         Version {
             key,
             generation_stats: Arc::new(generation_stats),
@@ -47,6 +56,7 @@ impl Version {
             plugin: Some(plugin),
             ledger,
             key_stats,
+            brevity,
         }
     }
 
@@ -87,7 +97,7 @@ impl Version {
         let (plugin, index) = self.resolve(method)?;
         let timing = self.generation_stats.calls.begin();
         let result = plugin.call(index, input, out);
-        timing.end(result.is_err());
+        self.timed(index, input.len(), timing.end(result.is_err()), false);
         result.map_err(|fail| self.failed(self.fail_error(index, fail, 0)))
     }
 
@@ -100,9 +110,59 @@ impl Version {
         out: &mut FixedOutput<'_>,
     ) -> Result<usize, Error> {
         let (plugin, index) = self.resolve(method)?;
+        self.fixed(plugin, index, input, out, false)
+    }
+
+    /// `call_fixed` for a critical downcall when `critical` is set: `Ok(None)`, without calling
+    /// anything, when the method is not known to be short (see `brevity`).
+    pub fn call_fixed_short(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+        critical: bool,
+    ) -> Result<Option<usize>, Error> {
+        let (plugin, index) = self.resolve(method)?;
+        if critical && !self.brevity.is_short(index, input.len()) {
+            return Ok(None);
+        }
+        self.fixed(plugin, index, input, out, critical).map(Some)
+    }
+
+    /// Calls `method` (the default for `None`) writing into `out` (see `SpillOutput`). With
+    /// `critical`, for a critical downcall: `Ok(None)`, without calling anything, when the method
+    /// is not known to be short (see `brevity`).
+    pub fn call_spill(
+        &self,
+        method: Option<&str>,
+        input: &[u8],
+        out: SpillOutput<'_>,
+        critical: bool,
+    ) -> Result<Option<Written>, Error> {
+        let (plugin, index) = self.resolve(method)?;
+        if critical && !self.brevity.is_short(index, input.len()) {
+            return Ok(None);
+        }
+        let timing = self.generation_stats.calls.begin();
+        let result = plugin.call_spill(index, input, out);
+        self.timed(index, input.len(), timing.end(result.is_err()), critical);
+        result
+            .map(Some)
+            .map_err(|fail| self.failed(self.fail_error(index, fail, 0)))
+    }
+
+    /// The body of `call_fixed` once the method is resolved.
+    fn fixed(
+        &self,
+        plugin: &Loaded,
+        index: usize,
+        input: &[u8],
+        out: &mut FixedOutput<'_>,
+        critical: bool,
+    ) -> Result<usize, Error> {
         let timing = self.generation_stats.calls.begin();
         let result = plugin.call_fixed(index, input, out);
-        timing.end(result.is_err());
+        self.timed(index, input.len(), timing.end(result.is_err()), critical);
         result.map_err(|fail| self.failed(self.fail_error(index, fail, out.capacity())))
     }
 
@@ -141,6 +201,20 @@ impl Version {
                 millis: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
                 pid,
             },
+        }
+    }
+
+    /// Counts a call the statistics timed (`nanos`) towards its method's brevity.
+    #[inline]
+    fn timed(&self, index: usize, len: usize, nanos: Option<u64>, critical: bool) {
+        if let Some(nanos) = nanos {
+            self.brevity.record(index, len, nanos, critical, || {
+                (
+                    Arc::clone(&self.key),
+                    self.generation(),
+                    self.method_name(index),
+                )
+            });
         }
     }
 

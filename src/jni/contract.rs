@@ -128,6 +128,29 @@ contract! {
         LEN = 3,
     }
 
+    /// What the FFM entry points (`proxyso_ffm_call`, `proxyso_ffm_call_direct`) return instead
+    /// of an output length, which is 0 or more.
+    ffm: i64 {
+        /// With the `CACHED` flag: the handle went stale (closed, or its key unloaded).
+        STALE = -1,
+        /// The call failed; `NativeBridge.ffmThrow()` throws its exception on this thread.
+        FAILED = -2,
+        /// With the `CRITICAL` flag: the method is not known to be short, so nothing ran; call
+        /// again without the flag, through a non-critical downcall.
+        NOT_SHORT = -3,
+        /// The output of `n` bytes did not fit the array given and waits, on this thread, for
+        /// `proxyso_ffm_take`: returned as `SPILLED - n`.
+        SPILLED = -4,
+    }
+
+    /// Bits of the `flags` argument of the FFM entry points.
+    ffm_flag: i32 {
+        /// The call is a critical downcall: run the method only if it is known to be short.
+        CRITICAL = 1,
+        /// For `HandleCache`: a stale handle answers `STALE` rather than an exception.
+        CACHED = 2,
+    }
+
     /// Where each of a key's totals stands in `LibraryInfo`'s `keyStats` array.
     key_stats: usize {
         /// Calls that returned.

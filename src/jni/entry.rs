@@ -213,7 +213,7 @@ fn optional_string<'l>(
 }
 
 /// The text of a panic payload (`&str` or `String`), read without risking a second panic.
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     // The payload is moved in so that even its drop happens inside the guard.
     catch_unwind(AssertUnwindSafe(move || {
         if let Some(s) = payload.downcast_ref::<&'static str>() {

@@ -4,9 +4,9 @@
 //! into the matching Java exception; none of them holds state of its own.
 
 mod calls;
-mod contract;
-mod entry;
-mod handles;
+pub(crate) mod contract;
+pub(crate) mod entry;
+pub(crate) mod handles;
 mod log;
 mod strings;
 
@@ -30,7 +30,7 @@ use proxyso_core::snapshot::hex;
 use strings::read_string;
 
 /// The process's one registry, behind every Java `ProxySo` call.
-fn registry() -> &'static Registry {
+pub(crate) fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         // SAFETY: registers a function of this library, which the JVM never unloads, to run at
         // exit; it touches only the registry's snapshot directory and never blocks.
@@ -42,7 +42,7 @@ fn registry() -> &'static Registry {
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
 /// The open `LibraryHandle`s.
-static HANDLES: HandleTable = HandleTable::new();
+pub(crate) static HANDLES: HandleTable = HandleTable::new();
 
 /// Removes the (empty) snapshot directory when the JVM exits.
 extern "C" fn clean_up_at_exit() {

@@ -33,14 +33,14 @@ final class HandleCache {
     static byte[] call(String key, String method, byte[] input) {
         long id = id(key);
         byte[] output;
-        while ((output = NativeBridge.callHandle(id, method, input, true)) == null) {
+        while ((output = CallPath.callHandle(id, method, input, true)) == null) {
             id = reopen(key, id);
         }
         return output;
     }
 
     /**
-     * {@link NativeBridge#callDirect} of the key's default method, through its cached handle, as
+     * {@link CallPath#callDirect} of the key's default method, through its cached handle, as
      * {@link #call(String, String, byte[])} does. The caller has checked the buffers and moves
      * their positions.
      */
@@ -48,7 +48,7 @@ final class HandleCache {
             int outOffset, int outLength) {
         long id = id(key);
         int written;
-        while ((written = NativeBridge.callDirect(id, null, in, inOffset, inLength, out,
+        while ((written = CallPath.callDirect(id, null, in, inOffset, inLength, out,
                 outOffset, outLength, true)) < 0) {
             id = reopen(key, id);
         }

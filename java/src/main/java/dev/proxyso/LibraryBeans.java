@@ -181,6 +181,11 @@ final class LibraryBeans {
         }
 
         @Override
+        public String getCallPath() {
+            return CallPath.name();
+        }
+
+        @Override
         public int getKeepVersions() {
             return info().getKeepVersions();
         }

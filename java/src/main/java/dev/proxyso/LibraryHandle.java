@@ -79,7 +79,7 @@ public final class LibraryHandle implements AutoCloseable {
     public byte[] call(byte[] input) {
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        return NativeBridge.callHandle(id, null, input, false);
+        return CallPath.callHandle(id, null, input, false);
     }
 
     /**
@@ -97,7 +97,7 @@ public final class LibraryHandle implements AutoCloseable {
         ProxySo.checkMethod(method);
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        return NativeBridge.callHandle(id, method, input, false);
+        return CallPath.callHandle(id, method, input, false);
     }
 
     /**
@@ -117,7 +117,7 @@ public final class LibraryHandle implements AutoCloseable {
     public String call(String input) {
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        byte[] output = NativeBridge.callHandle(id, null, input.getBytes(StandardCharsets.UTF_8),
+        byte[] output = CallPath.callHandle(id, null, input.getBytes(StandardCharsets.UTF_8),
                 false);
         return new String(output, StandardCharsets.UTF_8);
     }
@@ -138,7 +138,7 @@ public final class LibraryHandle implements AutoCloseable {
         ProxySo.checkMethod(method);
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        byte[] output = NativeBridge.callHandle(id, method,
+        byte[] output = CallPath.callHandle(id, method,
                 input.getBytes(StandardCharsets.UTF_8), false);
         return new String(output, StandardCharsets.UTF_8);
     }
@@ -171,7 +171,7 @@ public final class LibraryHandle implements AutoCloseable {
         int inLength = in.limit() - inPosition;
         int outPosition = out.position();
         int outLength = out.limit() - outPosition;
-        int written = NativeBridge.callDirect(id, null, in, inPosition, inLength, out, outPosition,
+        int written = CallPath.callDirect(id, null, in, inPosition, inLength, out, outPosition,
                 outLength, false);
         return DirectCall.advance(in, out, outPosition, outLength, written);
     }

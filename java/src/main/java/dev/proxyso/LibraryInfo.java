@@ -61,6 +61,8 @@ public final class LibraryInfo {
     private final boolean isolated;
     /** The pid of its worker serving now, 0 if none. */
     private final int workerPid;
+    /** How calls reach libproxy.so in this JVM: "ffm" or "jni". */
+    private final String callPath;
 
     /**
      * Creates an instance. Called by native code with the JNI signature
@@ -126,6 +128,7 @@ public final class LibraryInfo {
                 at(keyStats, NativeContract.KEY_STATS_ROLLBACKS), lastError);
         this.generations = generationStats(generations, generationDigests);
         this.keepVersions = keepVersions;
+        this.callPath = CallPath.name();
         this.previousVersions = previousVersions(previousGenerations, previousPaths,
                 previousDigests);
     }
@@ -383,6 +386,23 @@ public final class LibraryInfo {
     }
 
     /**
+     * Tells how calls by key and by {@link LibraryHandle} reach the native library in this JVM.
+     * On JDK 22 and later they go through FFM downcall handles ({@code java.lang.foreign}) when
+     * native access is enabled for proxyso ({@code --enable-native-access=ALL-UNNAMED} on the
+     * class path, {@code --enable-native-access=dev.proxyso} on the module path) and the system
+     * property {@code proxyso.ffm} is not {@code false}; otherwise, and on JDK 8 to 21, through
+     * JNI. On the FFM path a method whose calls on inputs of a given size have been measured to
+     * be short is called through a critical downcall, which passes Java arrays in place; other
+     * calls go through ordinary downcalls. The answer is the same for every key of a JVM, and is
+     * not part of {@link #equals(Object)}.
+     *
+     * @return {@code "ffm"} or {@code "jni"}
+     */
+    public String getCallPath() {
+        return callPath;
+    }
+
+    /**
      * Tells whether another instance describes the same loaded state: every property except the
      * call statistics ({@link #getStats()} and {@link #getGenerations()}), the counts of
      * destroy hooks ({@link #getDestroysRunning()} and {@link #getSlowDestroys()}) and the
@@ -456,6 +476,7 @@ public final class LibraryInfo {
                 + ", sha256=" + sha256
                 + ", keepVersions=" + keepVersions
                 + ", previousVersions=" + previousVersions
+                + ", callPath=" + callPath
                 + ", stats=" + stats
                 + ", generations=" + generations
                 + "}";

@@ -135,6 +135,14 @@ public interface LibraryMXBean {
     String getLastError();
 
     /**
+     * Returns how calls reach the native library in this JVM; see
+     * {@link LibraryInfo#getCallPath()}.
+     *
+     * @return {@code "ffm"} or {@code "jni"}
+     */
+    String getCallPath();
+
+    /**
      * Returns how many previous versions the key keeps; see
      * {@link LibraryInfo#getKeepVersions()}.
      *

@@ -4,7 +4,9 @@ import java.nio.ByteBuffer;
 
 /**
  * The JNI contract between the Java API and {@code libproxy.so}. Nothing else in Java calls native
- * code, and the native side implements exactly these methods.
+ * code but the FFM downcalls of the JDK 22+ {@code CallPath} (the {@code proxyso_ffm_*} functions,
+ * whose failures {@link #ffmThrow()} throws), and the native side implements exactly these
+ * methods.
  *
  * <p>Every native method may throw the exception built by
  * {@link #exception(int, String, String, String, int, String)}. Arguments are checked for
@@ -139,6 +141,14 @@ final class NativeBridge {
      */
     static native int callDirect(long handle, String method, ByteBuffer in, int inOffset,
             int inLength, ByteBuffer out, int outOffset, int outLength, boolean cached);
+
+    /**
+     * Throws the exception of this thread's last failed FFM call (the JDK 22+ {@code CallPath},
+     * whose downcalls answer {@link NativeContract#FFM_FAILED}): the exception the JNI method of
+     * the same call would have thrown, with the same message. Called right after the failed
+     * downcall, on the same thread; throws {@link ProxySoInternalError} if no FFM call failed.
+     */
+    static native void ffmThrow();
 
     /**
      * Describes what is loaded under a key.

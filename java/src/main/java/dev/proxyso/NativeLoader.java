@@ -218,6 +218,8 @@ final class NativeLoader {
         } catch (UnsatisfiedLinkError | SecurityException e) {
             tried.add("System.loadLibrary(\"" + LIBRARY_NAME + "\") with java.library.path="
                     + System.getProperty("java.library.path") + ": " + e.getMessage());
+        } catch (RuntimeException e) {
+            tried.add("System.loadLibrary(\"" + LIBRARY_NAME + "\"): " + denied(e));
         }
         throw failed(tried);
     }
@@ -243,7 +245,25 @@ final class NativeLoader {
         } catch (UnsatisfiedLinkError | SecurityException e) {
             tried.add(place + ": " + e.getMessage());
             return false;
+        } catch (RuntimeException e) {
+            tried.add(place + ": " + denied(e));
+            return false;
         }
+    }
+
+    /**
+     * The message of a load refused because native access is denied (JDK 24+ with
+     * {@code --illegal-native-access=deny}: {@code IllegalCallerException}, named as text since
+     * this class is Java 8 bytecode), naming the flag that allows it; any other exception is
+     * thrown on.
+     */
+    private static String denied(RuntimeException e) {
+        if (!"java.lang.IllegalCallerException".equals(e.getClass().getName())) {
+            throw e;
+        }
+        return e.getMessage() + "; native access is denied: pass "
+                + "--enable-native-access=ALL-UNNAMED to java (on the module path: "
+                + "--enable-native-access=dev.proxyso)";
     }
 
     /** Extracts the library from the jar into the private directory and loads it. */

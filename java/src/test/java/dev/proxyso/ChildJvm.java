@@ -54,6 +54,12 @@ final class ChildJvm {
         }
     }
 
+    /**
+     * A JVM option that keeps {@link #run} from enabling native access on JDK 22 and later: the
+     * child runs as a service started without {@code --enable-native-access} would.
+     */
+    static final String NO_NATIVE_ACCESS = "-Dproxyso.test.nativeAccess=none";
+
     private ChildJvm() {
     }
 
@@ -79,7 +85,7 @@ final class ChildJvm {
         List<String> command = new ArrayList<String>();
         command.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
         command.add("-Xcheck:jni");
-        if (feature() >= 22) {
+        if (feature() >= 22 && !jvmOptions.contains(NO_NATIVE_ACCESS)) {
             // As a service on a current JDK would run: no restricted-method warning.
             command.add("--enable-native-access=ALL-UNNAMED");
         }

@@ -48,7 +48,8 @@ public class StatsTest {
             "Generation", "Path", "Sha256", "PluginName", "PluginVersion", "Calls",
             "FailedCalls", "InFlight", "TotalCallNanos", "MaxCallNanos", "MeanCallNanos",
             "LoadNanos", "Replacements", "Rollbacks", "LastError", "KeepVersions",
-            "RetiredVersions", "PinnedVersions", "DestroysRunning", "SlowDestroys"));
+            "RetiredVersions", "PinnedVersions", "DestroysRunning", "SlowDestroys", "CallPath",
+            "Isolated", "WorkerPid", "Crashes"));
 
     @Rule
     public final Keys keys = new Keys();

@@ -4,6 +4,9 @@ import dev.proxyso.LibraryHandle;
 import dev.proxyso.ProxySo;
 import dev.proxyso.tools.CommandLine;
 import java.io.IOException;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.lang.management.ManagementFactory;
 import java.nio.Buffer;
 import java.nio.ByteBuffer;
@@ -37,7 +40,9 @@ import java.util.logging.Logger;
  *       (2) {@code ProxySo.call(key, byte[])}; (3) a {@link LibraryHandle} call; (4) direct
  *       {@link ByteBuffer}s in and out through a handle, and (4b) through
  *       {@code ProxySo.call(key, in, out)}; (5) JNA's direct mapping, when {@code jna.jar} is on
- *       the class path. (2) to (4b) reach the echo through a proxyso plugin in C
+ *       the class path; (6) on JDK 22 and later, a raw FFM critical downcall of the echo with the
+ *       arrays as heap segments ({@code FfmEcho}, compiled by the newest JDK from
+ *       {@code java/src/bench22}), which the issue-12 goals compare (2) and (3) with. (2) to (4b) reach the echo through a proxyso plugin in C
  *       ({@code bench/plugin.c}), which writes into the host's output buffer after one
  *       {@code reserve}; its second method, {@code where}, reports the addresses it was handed,
  *       which shows that (4) copies neither buffer. After a warm-up of every way at every
@@ -100,6 +105,10 @@ public final class Bench {
     private static final double GOAL_KEYS_COST = 0.10;
     private static final double GOAL_REPLACE_1MIB_MS = 2.0;
     private static final long REPLACE_PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+    // The goals of issue 12 on JDK 22 and later: ratios to the floor and to the raw FFM way (6).
+    private static final double GOAL_FFM_CALL_FLOOR = 1.0;
+    private static final double GOAL_FFM_CALL_RAW_64 = 1.3;
+    private static final double GOAL_FFM_HANDLE_RAW = 1.2;
 
     private final CommandLine options;
     private final Path dir;
@@ -115,6 +124,10 @@ public final class Bench {
     private double[][] toFloor;
     /** Whether a call on direct buffers handed the plugin the buffers' own memory. */
     private boolean zeroCopy;
+    /** The per-call section's nanoseconds per call, by way, payload and round. */
+    private double[][][] perCallSamples;
+    /** The index of way (6), the raw FFM critical downcall, or -1 where it does not run. */
+    private int ffmWay = -1;
 
     /** The options that take a value (see the class comment). */
     private static final String[] OPTIONS = {
@@ -127,6 +140,9 @@ public final class Bench {
         {"thread-rounds", "1"}, {"replace-ms", "200"}, {"replace-rounds", "1"},
         {"keys", "1000"}, {"key-rounds", "3"}, {"replacements", "10"},
     };
+
+    /** The native code's directory, for way (6), set before {@link Ffm} is first used. */
+    static volatile Path benchDir;
 
     /** Collects every output length, so that no loop can be optimised away. */
     static volatile long sink;
@@ -178,6 +194,7 @@ public final class Bench {
         }
         DirectEcho.load(dir);
         jna = JnaEcho.register(dir.resolve(ECHO_LIBRARY));
+        benchDir = dir;
         List<String> known = Arrays.asList("calls", "threads", "replacing", "keys",
                 "replace-1mib", "isolated");
         List<String> sections = Arrays.asList(
@@ -279,6 +296,10 @@ public final class Bench {
             if (jna != null) {
                 ways.add(new Jna(payloads));
             }
+            if (Ffm.ECHO != null) {
+                ffmWay = ways.size();
+                ways.add(new FfmCritical(payloads));
+            }
             int n = ways.size();
             int[][] iterations = new int[n][PAYLOADS.length];
             // Warm-up, smallest payload first, so that every loop is compiled before the large
@@ -312,6 +333,7 @@ public final class Bench {
                     way.check(payloads[p]);
                 }
             }
+            perCallSamples = samples;
             perCall = new double[n][PAYLOADS.length];
             for (int w = 0; w < n; w++) {
                 for (int p = 0; p < PAYLOADS.length; p++) {
@@ -335,21 +357,24 @@ public final class Bench {
                     toFloor[w][p] = median(ratios);
                 }
             }
-            printPerCall(ways, rounds, batchNanos, steal(cpuBefore, cpuTimes()));
+            printPerCall(ways, rounds, batchNanos, steal(cpuBefore, cpuTimes()),
+                    ProxySo.info(key).getCallPath());
         } finally {
             ProxySo.unload(key);
             ProxySo.awaitRetired(key, 10, TimeUnit.SECONDS);
         }
     }
 
-    private void printPerCall(List<Way> ways, int rounds, long batchNanos, String steal) {
+    private void printPerCall(List<Way> ways, int rounds, long batchNanos, String steal,
+            String callPath) {
         report.line("## Per call: nanoseconds, and the ratio to the floor (1)");
         report.line("");
         report.line("Median of " + rounds + " interleaved rounds of about "
                 + TimeUnit.NANOSECONDS.toMillis(batchNanos) + " ms per way and payload, after a "
                 + "warm-up. The floor (1) at each payload is the faster of the two hand-written "
                 + "JNI bindings; a ratio is the median of the rounds' own ratios. Every way reaches the same C function, proxyso_bench_echo "
-                + "(memcpy); (2) to (4b) through the proxyso plugin bench/plugin.c. " + steal);
+                + "(memcpy); (2) to (4b) through the proxyso plugin bench/plugin.c, whose calls "
+                + "take the " + callPath + " path in this JVM. " + steal);
         report.line("");
         StringBuilder header = new StringBuilder("| way |");
         StringBuilder rule = new StringBuilder("| --- |");
@@ -408,6 +433,55 @@ public final class Bench {
             goals.add(new String[] {"`call(key, byte[])` vs JNA at 64 B",
                 "≥ " + ratio(GOAL_JNA_SPEEDUP) + " × faster", "no jna.jar", "SKIP"});
         }
+        if (ffmWay >= 0) {
+            printToFfm(ways, callPath);
+        }
+    }
+
+    /** The ways' ratios to the raw FFM critical downcall (6), and the goals of issue 12. */
+    private void printToFfm(List<Way> ways, String callPath) {
+        report.line("Ratios to (6), the raw FFM critical downcall (median of the rounds' own "
+                + "ratios):");
+        report.line("");
+        StringBuilder header = new StringBuilder("| way |");
+        StringBuilder rule = new StringBuilder("| --- |");
+        for (int size : PAYLOADS) {
+            header.append(' ').append(size(size)).append(" |");
+            rule.append(" ---: |");
+        }
+        report.line(header.toString());
+        report.line(rule.toString());
+        for (int w = 0; w < ways.size(); w++) {
+            StringBuilder row = new StringBuilder("| " + ways.get(w).label + " |");
+            for (int p = 0; p < PAYLOADS.length; p++) {
+                row.append(' ').append(ratio(toWay(w, ffmWay, p))).append(" |");
+            }
+            report.line(row.toString());
+        }
+        report.line("");
+        String jdk = "JDK " + System.getProperty("java.specification.version") + " ("
+                + callPath + "): ";
+        for (int size : new int[] {64, 4 << 10, 64 << 10}) {
+            double r = toFloor[2][index(size)];
+            goal(jdk + "`call(key, byte[])` at " + size(size), "≤ " + ratio(GOAL_FFM_CALL_FLOOR)
+                    + " × floor", ratio(r) + " × floor", r <= GOAL_FFM_CALL_FLOOR);
+        }
+        int p64 = index(64);
+        double call = toWay(2, ffmWay, p64);
+        goal(jdk + "`call(key, byte[])` at 64 B", "≤ " + ratio(GOAL_FFM_CALL_RAW_64)
+                + " × raw FFM (6)", ratio(call) + " × raw FFM", call <= GOAL_FFM_CALL_RAW_64);
+        double handle = toWay(3, ffmWay, p64);
+        goal(jdk + "handle call at 64 B", "≤ " + ratio(GOAL_FFM_HANDLE_RAW) + " × raw FFM (6)",
+                ratio(handle) + " × raw FFM", handle <= GOAL_FFM_HANDLE_RAW);
+    }
+
+    /** Way {@code w}'s ratio to way {@code to} at payload {@code p}: the rounds' median. */
+    private double toWay(int w, int to, int p) {
+        double[] ratios = new double[perCallSamples[w][p].length];
+        for (int round = 0; round < ratios.length; round++) {
+            ratios[round] = perCallSamples[w][p][round] / perCallSamples[to][p][round];
+        }
+        return median(ratios);
     }
 
     /**
@@ -695,6 +769,62 @@ public final class Bench {
                 sum += ProxySo.call(k, input, output);
             }
             return sum;
+        }
+    }
+
+    /**
+     * Way (6)'s downcall: {@code FfmEcho.echo(byte[])}, a raw FFM critical downcall, where the
+     * JDK runs it (22 and later, with the benchmark's JDK 22 classes on the class path); else
+     * {@code null}. A constant, so that the compiled loop inlines it.
+     */
+    private static final class Ffm {
+        static final MethodHandle ECHO = find();
+
+        private static MethodHandle find() {
+            Class<?> echo;
+            try {
+                echo = Class.forName("dev.proxyso.bench.FfmEcho");
+            } catch (ClassNotFoundException | LinkageError e) {
+                return null;
+            }
+            try {
+                echo.getMethod("link", Path.class).invoke(null, benchDir);
+                return MethodHandles.publicLookup().findStatic(echo, "echo",
+                        MethodType.methodType(byte[].class, byte[].class));
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("cannot reach FfmEcho.echo", e);
+            }
+        }
+
+        static byte[] echo(byte[] input) {
+            try {
+                return (byte[]) ECHO.invokeExact(input);
+            } catch (RuntimeException | Error e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+    }
+
+    private static final class FfmCritical extends Way {
+        FfmCritical(byte[][] payloads) {
+            super("(6) raw FFM, critical downcall, heap segments (JDK 22+)", payloads);
+        }
+
+        @Override
+        long run(int count) {
+            byte[] input = payload;
+            long sum = 0;
+            for (int i = 0; i < count; i++) {
+                sum += Ffm.echo(input).length;
+            }
+            return sum;
+        }
+
+        @Override
+        byte[] once() {
+            return Ffm.echo(payload);
         }
     }
 
@@ -1303,7 +1433,7 @@ public final class Bench {
     }
 
     private void summary() {
-        report.line("## Goals of issue 4");
+        report.line("## Goals of issue 4 (and of issue 12, marked with their JDK)");
         report.line("");
         report.line("| | goal | measured | |");
         report.line("| --- | --- | --- | --- |");
