@@ -7,6 +7,7 @@
 //! - `registry`: keys to versions, and the call hot path (`Registry::call`);
 //! - `version`: one loaded version of a key, retired when its last call returns;
 //! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
+//! - `hazard`: how a call holds a version (and a handle) without a locked instruction;
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
 //! - `plugin` and `host`: the host's side of the plugin ABI in `include/proxyso.h`;
@@ -22,6 +23,7 @@
 pub mod child;
 pub mod elf;
 pub mod error;
+pub mod hazard;
 pub mod history;
 pub mod host;
 pub mod landing;

@@ -16,6 +16,7 @@ use super::handles::HandleEntry;
 use super::strings::{new_byte_array, read_bytes, read_str, read_string};
 use super::{HANDLES, registry};
 use proxyso_core::error::Error;
+use proxyso_core::hazard::Held;
 use proxyso_core::host::FixedOutput;
 
 /// Buffers a calling thread reuses from call to call.
@@ -64,8 +65,9 @@ fn method_arg<'b>(
     }
 }
 
-/// The open handle behind `id`.
-fn opened(id: jlong) -> Result<arc_swap::Guard<Option<std::sync::Arc<HandleEntry>>>, Failure> {
+/// The open handle behind `id`, held for the length of a call.
+#[inline]
+fn opened(id: jlong) -> Result<Held<HandleEntry>, Failure> {
     HANDLES.get(id).ok_or(Failure::HandleClosed(id))
 }
 
@@ -154,7 +156,6 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
     run(&mut env, std::ptr::null_mut(), |env| {
         let output = with_scratch(|s| {
             let opened = opened(handle)?;
-            let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
             let method = match method_arg(env, &method, &mut s.method)? {
                 Some(name) => Some(name),
                 None => opened.method.as_deref().map(Cow::Borrowed),
@@ -212,7 +213,6 @@ fn call_direct(
     (output, out_offset, out_length): Region<'_, '_>,
 ) -> Result<jint, Failure> {
     let opened = opened(handle)?;
-    let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
     let mut method_buf = Vec::new();
     let method = match method_arg(env, method, &mut method_buf)? {
         Some(name) => Some(name),
