@@ -35,12 +35,27 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
+/// A failure on the call hot path, boxed: a call's result is then two words, which stay in
+/// registers, where a `Result` carrying a 112-byte `Failure` was copied from frame to frame
+/// through the stack (with stalled loads, in the profile of a 64 B call).
+type Boxed = Box<Failure>;
+
+/// Boxes a failure, out of the hot path's way.
+#[cold]
+#[inline(never)]
+fn boxed(failure: impl Into<Failure>) -> Boxed {
+    Box::new(failure.into())
+}
+
 /// Runs `f` with this thread's scratch buffers, trimming oversized ones afterwards.
-fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> Result<T, Failure>) -> Result<T, Failure> {
+#[inline]
+fn with_scratch<T, E: From<Failure>>(
+    f: impl FnOnce(&mut Scratch) -> Result<T, E>,
+) -> Result<T, E> {
     SCRATCH.with(|scratch| {
-        let mut scratch = scratch
-            .try_borrow_mut()
-            .map_err(|_| Failure::Internal("a call re-entered the proxy on one thread".into()))?;
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            return Err(Failure::Internal("a call re-entered the proxy on one thread".into()).into());
+        };
         let result = f(&mut scratch);
         let Scratch { input, output, .. } = &mut *scratch;
         for buf in [input, output] {
@@ -67,8 +82,10 @@ fn method_arg<'b>(
 
 /// The open handle behind `id`, held for the length of a call.
 #[inline]
-fn opened(id: jlong) -> Result<Held<HandleEntry>, Failure> {
-    HANDLES.get(id).ok_or(Failure::HandleClosed(id))
+fn opened(id: jlong) -> Result<Held<HandleEntry>, Boxed> {
+    HANDLES
+        .get(id)
+        .ok_or_else(|| boxed(Failure::HandleClosed(id)))
 }
 
 /// `NativeBridge.call(String key, String method, byte[] input)`.
@@ -130,15 +147,21 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_close<'l>(
 /// With `cached`, a handle that went stale (its id closed, or its key unloaded) is an answer, not
 /// an error: `None`, which `HandleCache` takes as "open the key again". Any other failure stays
 /// an error.
-fn stale_as_none<T>(cached: jboolean, result: Result<T, Failure>) -> Result<Option<T>, Failure> {
+fn stale_as_none<T>(cached: jboolean, result: Result<T, Boxed>) -> Result<Option<T>, Failure> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(Failure::HandleClosed(_) | Failure::Core(Error::NoSuchLibrary { .. }))
-            if cached != 0 =>
-        {
-            Ok(None)
+        Err(failure) => stale_or_error(cached, *failure).map(|()| None),
+    }
+}
+
+/// `Ok` for a stale handle when `cached`, else the failure.
+#[cold]
+fn stale_or_error(cached: jboolean, failure: Failure) -> Result<(), Failure> {
+    match failure {
+        Failure::HandleClosed(_) | Failure::Core(Error::NoSuchLibrary { .. }) if cached != 0 => {
+            Ok(())
         }
-        Err(failure) => Err(failure),
+        failure => Err(failure),
     }
 }
 
@@ -154,20 +177,31 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
     cached: jboolean,
 ) -> jbyteArray {
     run(&mut env, std::ptr::null_mut(), |env| {
-        let output = with_scratch(|s| {
-            let opened = opened(handle)?;
-            let method = match method_arg(env, &method, &mut s.method)? {
-                Some(name) => Some(name),
-                None => opened.method.as_deref().map(Cow::Borrowed),
-            };
-            read_bytes(env, &input, &mut s.input)?;
-            opened
-                .handle
-                .call(method.as_deref(), &s.input, &mut s.output)?;
-            new_byte_array(env, &s.output)
-        });
+        let output = with_scratch(|s| call_handle(env, s, handle, &method, &input));
         Ok(stale_as_none(cached, output)?.unwrap_or(std::ptr::null_mut()))
     })
+}
+
+/// The body of `callHandle`.
+#[inline]
+fn call_handle(
+    env: &mut JNIEnv<'_>,
+    s: &mut Scratch,
+    handle: jlong,
+    method: &JString<'_>,
+    input: &JByteArray<'_>,
+) -> Result<jbyteArray, Boxed> {
+    let opened = opened(handle)?;
+    let method = match method_arg(env, method, &mut s.method).map_err(boxed)? {
+        Some(name) => Some(name),
+        None => opened.method.as_deref().map(Cow::Borrowed),
+    };
+    read_bytes(env, input, &mut s.input).map_err(boxed)?;
+    opened
+        .handle
+        .call(method.as_deref(), &s.input, &mut s.output)
+        .map_err(boxed)?;
+    new_byte_array(env, &s.output).map_err(boxed)
 }
 
 /// `NativeBridge.callDirect(long handle, String method, ByteBuffer in, int inOffset,
@@ -211,21 +245,21 @@ fn call_direct(
     method: &JString<'_>,
     (input, in_offset, in_length): Region<'_, '_>,
     (output, out_offset, out_length): Region<'_, '_>,
-) -> Result<jint, Failure> {
+) -> Result<jint, Boxed> {
     let opened = opened(handle)?;
     let mut method_buf = Vec::new();
-    let method = match method_arg(env, method, &mut method_buf)? {
+    let method = match method_arg(env, method, &mut method_buf).map_err(boxed)? {
         Some(name) => Some(name),
         None => opened.method.as_deref().map(Cow::Borrowed),
     };
-    let (in_ptr, in_len) = direct_region(env, input, in_offset, in_length)?;
-    let (out_ptr, out_len) = direct_region(env, output, out_offset, out_length)?;
+    let (in_ptr, in_len) = direct_region(env, input, in_offset, in_length).map_err(boxed)?;
+    let (out_ptr, out_len) = direct_region(env, output, out_offset, out_length).map_err(boxed)?;
     let (in_start, out_start) = (in_ptr as usize, out_ptr as usize);
     if in_len > 0 && out_len > 0 && in_start < out_start + out_len && out_start < in_start + in_len
     {
-        return Err(Failure::IllegalArgument(
+        return Err(boxed(Failure::IllegalArgument(
             "the input and output buffer regions overlap".into(),
-        ));
+        )));
     }
     // SAFETY: `direct_region` checked that the region lies inside the direct buffer, whose
     // memory lives as long as the buffer object this call holds a reference to; the Java
@@ -235,8 +269,9 @@ fn call_direct(
     let mut out = unsafe { FixedOutput::new(out_ptr, out_len) };
     let written = opened
         .handle
-        .call_fixed(method.as_deref(), input, &mut out)?;
-    jint::try_from(written).map_err(|_| Failure::Internal("output length overflow".into()))
+        .call_fixed(method.as_deref(), input, &mut out)
+        .map_err(boxed)?;
+    jint::try_from(written).map_err(|_| boxed(Failure::Internal("output length overflow".into())))
 }
 
 /// The address and length of `length` bytes at `offset` in a direct buffer, checked.
