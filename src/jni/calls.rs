@@ -3,6 +3,14 @@
 //! Each calling thread keeps its key, method, input and output buffers from call to call, so a
 //! warm call allocates nothing but the `byte[]` it returns (and nothing at all into a direct
 //! `ByteBuffer`). Handles skip the key: no string crosses JNI, no map is searched.
+//!
+//! A `byte[]` call of up to `EXCHANGE_MAX` bytes goes through the thread's exchange buffers
+//! (`callExchange`): Java copies the input into a direct view of native memory the thread keeps,
+//! native code calls the plugin on it, and Java copies the output out of a direct view of the
+//! thread's output buffer. Native code then calls no JNI function at all on a successful call;
+//! each JNI function is a transition into the VM with a full barrier, and the four a `byte[]`
+//! call needs otherwise (`GetArrayLength`, `GetByteArrayRegion`, `NewByteArray`,
+//! `SetByteArrayRegion`) were a third of a 64 B call in the profile.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -26,10 +34,23 @@ struct Scratch {
     method: Vec<u8>,
     input: Vec<u8>,
     output: Vec<u8>,
+    /// The exchange input: Java writes a call's input here through a direct view of it (handed
+    /// out by `exchangeInput`, valid until the next `exchangeInput` or the thread's end).
+    /// Zeroed when allocated, so every byte a call reads is initialised whatever Java wrote.
+    exchange: Box<[u8]>,
+    /// The address and capacity of `output` when Java last got a view of it
+    /// (`exchangeOutput`); an exchange call whose output is elsewhere tells Java to get a new one.
+    output_view: (usize, usize),
+    /// `output` holds an exchange call's output that Java has not copied yet: not trimmed.
+    output_lent: bool,
 }
 
 /// Above this a scratch buffer is given back after the call instead of kept for the next.
 const SCRATCH_KEEP: usize = 4 << 20;
+/// The largest input that goes through the exchange buffers (`ExchangeCalls.MAX_INPUT`).
+const EXCHANGE_MAX: usize = SCRATCH_KEEP;
+/// The bit of `callExchange`'s answer that says the output is not where Java's view of it is.
+const OUTPUT_MOVED: jlong = 1 << 62;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
@@ -56,12 +77,13 @@ fn with_scratch<T, E: From<Failure>>(
         let Ok(mut scratch) = scratch.try_borrow_mut() else {
             return Err(Failure::Internal("a call re-entered the proxy on one thread".into()).into());
         };
+        scratch.output_lent = false;
         let result = f(&mut scratch);
-        let Scratch { input, output, .. } = &mut *scratch;
-        for buf in [input, output] {
-            if buf.capacity() > SCRATCH_KEEP {
-                *buf = Vec::new();
-            }
+        if scratch.input.capacity() > SCRATCH_KEEP {
+            scratch.input = Vec::new();
+        }
+        if !scratch.output_lent && scratch.output.capacity() > SCRATCH_KEEP {
+            scratch.output = Vec::new();
         }
         result
     })
@@ -202,6 +224,126 @@ fn call_handle(
         .call(method.as_deref(), &s.input, &mut s.output)
         .map_err(boxed)?;
     new_byte_array(env, &s.output).map_err(boxed)
+}
+
+/// `NativeBridge.exchangeInput(int minCapacity)`: a direct view of this thread's exchange input,
+/// at least `minCapacity` (at most `EXCHANGE_MAX`) bytes. A larger one replaces the last; any
+/// view handed out before is then dangling, which the Java side never uses again.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_exchangeInput<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    min_capacity: jint,
+) -> jni::sys::jobject {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let wanted = usize::try_from(min_capacity)
+            .ok()
+            .filter(|n| *n <= EXCHANGE_MAX)
+            .ok_or_else(|| {
+                Failure::IllegalArgument(format!(
+                    "exchange capacity {min_capacity} is not between 0 and {EXCHANGE_MAX}"
+                ))
+            })?;
+        with_scratch(|s| {
+            if s.exchange.len() < wanted || s.exchange.is_empty() {
+                let size = wanted.max(4096).next_power_of_two().min(EXCHANGE_MAX);
+                s.exchange = vec![0u8; size].into_boxed_slice();
+            }
+            // SAFETY: the block stays allocated until a larger one replaces it or the thread
+            // ends; the Java side drops this view first (see `ExchangeCalls`), and only this
+            // thread uses it.
+            let view = unsafe { env.new_direct_byte_buffer(s.exchange.as_mut_ptr(), s.exchange.len()) }?;
+            Ok(view.into_raw())
+        })
+    })
+}
+
+/// `NativeBridge.exchangeOutput()`: a direct view of this thread's output buffer as the last
+/// exchange call left it (its whole capacity), valid until an exchange call answers that the
+/// output moved, `exchangeRelease`, or the thread's end.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_exchangeOutput<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jni::sys::jobject {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        with_scratch(|s| {
+            // Kept for the caller to copy from: the view is taken to read the last output.
+            s.output_lent = true;
+            if s.output.capacity() == 0 {
+                s.output.reserve(64);
+            }
+            let (data, capacity) = (s.output.as_mut_ptr(), s.output.capacity());
+            // SAFETY: the buffer stays where it is until a later call on this thread grows or
+            // trims it, which that call reports (`OUTPUT_MOVED`) before Java reads again.
+            let view = unsafe { env.new_direct_byte_buffer(data, capacity) }?;
+            s.output_view = (data as usize, capacity);
+            Ok(view.into_raw())
+        })
+    })
+}
+
+/// `NativeBridge.exchangeRelease()`: gives back an oversized output buffer once Java copied it;
+/// the next exchange call answers that the output moved.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_exchangeRelease<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) {
+    run(&mut env, (), |_| with_scratch(|_| Ok(())))
+}
+
+/// `NativeBridge.callExchange(long handle, String method, int inLength, boolean cached)`: calls
+/// through a handle on the first `inLength` bytes of the exchange input; answers the output's
+/// length (in the output buffer), with `OUTPUT_MOVED` set when Java's view of that buffer is
+/// out of date, or with `cached` -1 for a stale handle (see `stale_as_none`).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_proxyso_NativeBridge_callExchange<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    method: JString<'l>,
+    in_length: jint,
+    cached: jboolean,
+) -> jlong {
+    run(&mut env, 0, |env| {
+        let answer = with_scratch(|s| call_exchange(env, s, handle, &method, in_length));
+        Ok(stale_as_none(cached, answer)?.unwrap_or(-1))
+    })
+}
+
+/// The body of `callExchange`.
+#[inline]
+fn call_exchange(
+    env: &mut JNIEnv<'_>,
+    s: &mut Scratch,
+    handle: jlong,
+    method: &JString<'_>,
+    in_length: jint,
+) -> Result<jlong, Boxed> {
+    let Some(in_length) = usize::try_from(in_length)
+        .ok()
+        .filter(|n| *n <= s.exchange.len())
+    else {
+        return Err(boxed(Failure::IllegalArgument(format!(
+            "exchange input length {in_length} exceeds the exchange buffer's {} bytes",
+            s.exchange.len()
+        ))));
+    };
+    let opened = opened(handle)?;
+    let method = match method_arg(env, method, &mut s.method).map_err(boxed)? {
+        Some(name) => Some(name),
+        None => opened.method.as_deref().map(Cow::Borrowed),
+    };
+    opened
+        .handle
+        .call(method.as_deref(), &s.exchange[..in_length], &mut s.output)
+        .map_err(boxed)?;
+    s.output_lent = true;
+    let moved = (s.output.as_ptr() as usize, s.output.capacity()) != s.output_view;
+    // At most `host::MAX_OUTPUT` bytes, so it fits below the flag.
+    let length = s.output.len() as jlong;
+    Ok(if moved { length | OUTPUT_MOVED } else { length })
 }
 
 /// `NativeBridge.callDirect(long handle, String method, ByteBuffer in, int inOffset,

@@ -33,7 +33,7 @@ final class HandleCache {
     static byte[] call(String key, String method, byte[] input) {
         long id = id(key);
         byte[] output;
-        while ((output = NativeBridge.callHandle(id, method, input, true)) == null) {
+        while ((output = ExchangeCalls.call(id, method, input, true)) == null) {
             id = reopen(key, id);
         }
         return output;

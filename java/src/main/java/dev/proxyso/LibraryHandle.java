@@ -79,7 +79,7 @@ public final class LibraryHandle implements AutoCloseable {
     public byte[] call(byte[] input) {
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        return NativeBridge.callHandle(id, null, input, false);
+        return ExchangeCalls.call(id, null, input, false);
     }
 
     /**
@@ -97,7 +97,7 @@ public final class LibraryHandle implements AutoCloseable {
         ProxySo.checkMethod(method);
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        return NativeBridge.callHandle(id, method, input, false);
+        return ExchangeCalls.call(id, method, input, false);
     }
 
     /**
@@ -117,7 +117,7 @@ public final class LibraryHandle implements AutoCloseable {
     public String call(String input) {
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        byte[] output = NativeBridge.callHandle(id, null, input.getBytes(StandardCharsets.UTF_8),
+        byte[] output = ExchangeCalls.call(id, null, input.getBytes(StandardCharsets.UTF_8),
                 false);
         return new String(output, StandardCharsets.UTF_8);
     }
@@ -138,7 +138,7 @@ public final class LibraryHandle implements AutoCloseable {
         ProxySo.checkMethod(method);
         ProxySo.checkNotNull(input, "input");
         checkOpen();
-        byte[] output = NativeBridge.callHandle(id, method,
+        byte[] output = ExchangeCalls.call(id, method,
                 input.getBytes(StandardCharsets.UTF_8), false);
         return new String(output, StandardCharsets.UTF_8);
     }
