@@ -290,7 +290,14 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_exchangeRelease<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
 ) {
-    run(&mut env, (), |_| with_scratch(|_| Ok(())))
+    run(&mut env, (), |_| {
+        with_scratch(|s| {
+            // Java dropped its view: the next exchange call must say so even if the buffer it
+            // grows lands where this one was.
+            s.output_view = (0, 0);
+            Ok(())
+        })
+    })
 }
 
 /// `NativeBridge.callExchange(long handle, String method, int inLength, boolean cached)`: calls

@@ -80,7 +80,9 @@ final class ExchangeCalls {
         if (answer < 0) {
             return null;
         }
-        if ((answer & OUTPUT_MOVED) != 0) {
+        if ((answer & OUTPUT_MOVED) != 0 || output == null) {
+            // A new buffer may sit where the one given back was: native code cannot tell that
+            // this thread dropped its view, so the view is taken again whenever there is none.
             output = null;
             output = NativeBridge.exchangeOutput();
         }
