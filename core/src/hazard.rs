@@ -669,47 +669,97 @@ mod tests {
         assert!(matches!(h.hold, Hold::Slot { .. }));
     }
 
-    /// Readers on several threads load, check and hold values while a writer swaps them as
-    /// fast as it can: no reader ever sees a value that was dropped, and every value is
-    /// dropped exactly once.
+    /// A value that marks itself dropped in a table its readers keep, so that a reader can check
+    /// after holding it a while that it was not dropped meanwhile without reading its memory
+    /// (which the allocator may have handed to the next value).
+    struct Numbered {
+        number: usize,
+        dropped: Arc<Vec<AtomicBool>>,
+    }
+
+    impl Drop for Numbered {
+        fn drop(&mut self) {
+            let was = self.dropped[self.number].swap(true, Ordering::SeqCst);
+            assert!(!was, "value {} dropped twice", self.number);
+        }
+    }
+
+    /// Readers on several threads load values, hold them a while (spinning, yielding), and
+    /// check that none was dropped meanwhile, while a writer swaps in new ones as fast as it
+    /// can: no value is ever freed while a slot or a count holds it, and each is freed once.
     #[test]
     fn stress_no_value_is_freed_while_held() {
-        let drops = Arc::new(AtomicU64::new(0));
-        let shared = Arc::new(Shared::new(Some(Tracked::new(&drops))));
+        let most = 2_000_000;
+        let dropped: Arc<Vec<AtomicBool>> =
+            Arc::new((0..=most).map(|_| AtomicBool::new(false)).collect());
+        let numbered = |number| {
+            Arc::new(Numbered {
+                number,
+                dropped: Arc::clone(&dropped),
+            })
+        };
+        let shared = Arc::new(Shared::new(Some(numbered(0))));
         let stop = Arc::new(AtomicBool::new(false));
+        let total_reads = Arc::new(AtomicU64::new(0));
+        let swapped = Arc::new(AtomicU64::new(0));
         let readers: Vec<_> = (0..3)
             .map(|i| {
                 let shared = Arc::clone(&shared);
                 let stop = Arc::clone(&stop);
+                let total_reads = Arc::clone(&total_reads);
+                let swapped = Arc::clone(&swapped);
+                let dropped = Arc::clone(&dropped);
                 std::thread::spawn(move || {
                     let mut reads = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let a = shared.load().unwrap();
-                        assert!(a.alive.load(Ordering::SeqCst), "used after free");
-                        if i == 0 {
-                            // Hold across a writer's swap now and then.
-                            std::thread::yield_now();
-                        }
                         let b = shared.load_full().unwrap();
-                        assert!(a.alive.load(Ordering::SeqCst), "used after free");
-                        assert!(b.alive.load(Ordering::SeqCst), "used after free");
+                        let (a_number, b_number) = (a.number, b.number);
+                        if i == 0 {
+                            // Hold until the writer surely swapped both out.
+                            let seen = swapped.load(Ordering::SeqCst);
+                            while swapped.load(Ordering::SeqCst) < seen + 2
+                                && !stop.load(Ordering::Relaxed)
+                            {
+                                std::thread::yield_now();
+                            }
+                        } else {
+                            for _ in 0..2_000 {
+                                std::hint::spin_loop();
+                            }
+                        }
+                        assert!(
+                            !dropped[a_number].load(Ordering::SeqCst),
+                            "value {a_number} was dropped while a slot held it"
+                        );
+                        assert!(
+                            !dropped[b_number].load(Ordering::SeqCst),
+                            "value {b_number} was dropped while counted"
+                        );
+                        drop((a, b));
                         reads += 1;
+                        total_reads.fetch_add(1, Ordering::Relaxed);
                     }
                     reads
                 })
             })
             .collect();
-        let swaps = 20_000;
-        for _ in 0..swaps {
-            shared.store(Some(Tracked::new(&drops)));
+        // Swap until the readers have done plenty of reads among the swaps.
+        let mut swaps = 0;
+        while swaps < most && (swaps < 20_000 || total_reads.load(Ordering::Relaxed) < 200_000) {
+            swaps += 1;
+            shared.store(Some(numbered(swaps)));
+            swapped.fetch_add(1, Ordering::SeqCst);
         }
         stop.store(true, Ordering::Relaxed);
         let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
         assert!(reads > 0);
-        assert!(wait_for(|| drops.load(Ordering::SeqCst) == swaps));
-        assert_eq!(pending(), 0);
+        let all_but_last = || dropped[..swaps].iter().all(|d| d.load(Ordering::SeqCst));
+        assert!(wait_for(all_but_last), "every swapped-out value is freed");
+        assert!(!dropped[swaps].load(Ordering::SeqCst));
         shared.store(None);
-        assert!(wait_for(|| drops.load(Ordering::SeqCst) == swaps + 1));
+        assert!(wait_for(|| dropped[swaps].load(Ordering::SeqCst)));
+        assert!(wait_for(|| pending() == 0));
     }
 
     #[test]
