@@ -615,7 +615,10 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 0, "still held");
         assert!(held.alive.load(Ordering::SeqCst));
         drop(held);
-        assert!(wait_for(|| drops.load(Ordering::SeqCst) == 1), "freed after");
+        assert!(
+            wait_for(|| drops.load(Ordering::SeqCst) == 1),
+            "freed after"
+        );
         // Not held: freed at once.
         let unheld = shared.swap(None).unwrap().into_unheld();
         assert!(unheld.is_ok());

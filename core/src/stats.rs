@@ -90,7 +90,10 @@ fn my_shard(owned: usize) -> (usize, bool) {
 #[inline(always)]
 fn add(counter: &AtomicU64, n: u64, owned: bool) {
     if owned {
-        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     } else {
         counter.fetch_add(n, Ordering::Relaxed);
     }

@@ -293,7 +293,10 @@ fn no_version_is_closed_while_a_call_is_inside_it_under_rapid_replacement() {
     assert_eq!(info.retired_versions, replacements);
     assert_eq!(info.totals.in_flight, 0);
     assert_eq!(info.totals.calls, calls);
-    assert_eq!(call(&r, "rapid", Some("tag"), ""), format!("g{replacements}"));
+    assert_eq!(
+        call(&r, "rapid", Some("tag"), ""),
+        format!("g{replacements}")
+    );
 }
 
 #[test]

@@ -70,12 +70,12 @@ fn boxed(failure: impl Into<Failure>) -> Boxed {
 
 /// Runs `f` with this thread's scratch buffers, trimming oversized ones afterwards.
 #[inline]
-fn with_scratch<T, E: From<Failure>>(
-    f: impl FnOnce(&mut Scratch) -> Result<T, E>,
-) -> Result<T, E> {
+fn with_scratch<T, E: From<Failure>>(f: impl FnOnce(&mut Scratch) -> Result<T, E>) -> Result<T, E> {
     SCRATCH.with(|scratch| {
         let Ok(mut scratch) = scratch.try_borrow_mut() else {
-            return Err(Failure::Internal("a call re-entered the proxy on one thread".into()).into());
+            return Err(
+                Failure::Internal("a call re-entered the proxy on one thread".into()).into(),
+            );
         };
         scratch.output_lent = false;
         let result = f(&mut scratch);
@@ -252,7 +252,8 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_exchangeInput<'l>(
             // SAFETY: the block stays allocated until a larger one replaces it or the thread
             // ends; the Java side drops this view first (see `ExchangeCalls`), and only this
             // thread uses it.
-            let view = unsafe { env.new_direct_byte_buffer(s.exchange.as_mut_ptr(), s.exchange.len()) }?;
+            let view =
+                unsafe { env.new_direct_byte_buffer(s.exchange.as_mut_ptr(), s.exchange.len()) }?;
             Ok(view.into_raw())
         })
     })
