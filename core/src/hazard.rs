@@ -31,7 +31,8 @@
 //! flag, which the reclaimer sets (with the same fence pairing: store, heavy fence, load on the
 //! reclaimer's side; store, light fence, load on the reader's) before it decides a slot still
 //! holds the object. So either the reclaimer sees the slot empty, or the reader sees the poke and
-//! wakes it. A timed re-check every `POLL` is only a safety net.
+//! wakes it. A timed re-check, every `POLL` at first and less often while nothing changes, is
+//! only a safety net.
 //!
 //! Each thread owns a record of `SLOTS` slots (claimed on its first use, given back when it
 //! exits, never freed), so a thread may hold a few objects at once (a handle entry and a
@@ -218,6 +219,18 @@ fn heavy_fence() {
     fence(Ordering::SeqCst);
 }
 
+/// Empties slot `index` of `record` (this thread's), and wakes the reclaimer if it poked the
+/// record: it may be waiting for what the slot held.
+#[inline]
+fn clear(record: &Record, index: usize, asymmetric: bool) {
+    record.slots[index].store(ptr::null_mut(), Ordering::Release);
+    light_fence(asymmetric);
+    if record.poked.load(Ordering::Relaxed) {
+        record.poked.store(false, Ordering::Relaxed);
+        wake_reclaimer();
+    }
+}
+
 /// Whether any slot of any thread holds `target`, after a heavy fence.
 fn is_held(target: *const ()) -> bool {
     heavy_fence();
@@ -291,8 +304,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     _not_send: PhantomData,
                 });
             }
-            // Swapped meanwhile: what was loaded may be gone already.
-            slot.store(ptr::null_mut(), Ordering::Release);
+            // Swapped meanwhile: what was loaded may be gone already. The reclaimer may have seen
+            // it in the slot and be waiting for it.
+            clear(record, index, asymmetric);
             p = again;
         }
     }
@@ -300,17 +314,19 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// The value with a strong count of its own.
     pub fn load_full(&self) -> Option<Arc<T>> {
         match local() {
-            Some(record) => self.load_counted(&record.slots[TRANSFER]),
+            Some(record) => self.load_counted(record),
             None => {
                 let (lock, record) = fallback();
                 let _lock = lock.lock().unwrap_or_else(PoisonError::into_inner);
-                self.load_counted(&record.slots[TRANSFER])
+                self.load_counted(record)
             }
         }
     }
 
-    /// Loads the value into `slot`, takes a strong count under its protection, and empties it.
-    fn load_counted(&self, slot: &AtomicPtr<()>) -> Option<Arc<T>> {
+    /// Loads the value into the transfer slot of `record` (this thread's, or the fallback one
+    /// under its lock), takes a strong count under its protection, and empties it.
+    fn load_counted(&self, record: &Record) -> Option<Arc<T>> {
+        let slot = &record.slots[TRANSFER];
         let asymmetric = asymmetric();
         let mut p = self.ptr.load(Ordering::Acquire);
         let counted = loop {
@@ -330,7 +346,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             }
             p = again;
         };
-        slot.store(ptr::null_mut(), Ordering::Release);
+        clear(record, TRANSFER, asymmetric);
         counted
     }
 
@@ -401,12 +417,7 @@ impl<T: Send + Sync + 'static> Drop for Held<T> {
     fn drop(&mut self) {
         match self.hold {
             Hold::Slot { record, index } => {
-                record.slots[index].store(ptr::null_mut(), Ordering::Release);
-                light_fence(asymmetric());
-                if record.poked.load(Ordering::Relaxed) {
-                    record.poked.store(false, Ordering::Relaxed);
-                    wake_reclaimer();
-                }
+                clear(record, index, asymmetric());
                 let free = record.free.load(Ordering::Relaxed);
                 record.free.store(free | (1 << index), Ordering::Relaxed);
             }
@@ -514,15 +525,22 @@ fn start_reclaimer(mut reclaim: MutexGuard<'static, Reclaim>) {
 
 /// The reclaimer: drops pending values as their last holders let go; ends when none is left.
 fn reclaimer() {
+    // A call that holds a version for minutes costs two membarriers per round: back off.
+    let mut poll = POLL;
     loop {
         let batch = {
             let mut reclaim = lock_reclaim();
             if !reclaim.woken && !reclaim.pending.is_empty() {
                 reclaim = RECLAIM_WAKE
-                    .wait_timeout(reclaim, POLL)
+                    .wait_timeout(reclaim, poll)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
+            poll = if reclaim.woken {
+                POLL
+            } else {
+                (poll * 2).min(POLL.max(Duration::from_secs(1)))
+            };
             reclaim.woken = false;
             if reclaim.pending.is_empty() {
                 reclaim.running = false;
@@ -531,8 +549,21 @@ fn reclaimer() {
             std::mem::take(&mut reclaim.pending)
         };
         let targets: HashSet<usize> = batch.iter().map(|(target, _)| *target).collect();
-        // Poke every thread that holds one, then look again: a holder that lets go after the
-        // poke sees it and wakes us; one that let go before it shows an empty slot.
+        // Every target left its `Shared` before it was deferred, and a swap is followed by a
+        // heavy fence before anyone scans (`defer`'s `is_held`), so no new slot can come to
+        // hold a target: the holders only go. The interleavings that matter, for one holder H
+        // of target T, with P the poke store and C the holder's clearing store:
+        // - H clears before the first fence: the first scan may still see T (its store not
+        //   visible yet) and poke; the second scan, after a full barrier on H's CPU, sees the
+        //   slot empty. T is freed; H may see the stale poke later and wake us for nothing.
+        // - H clears between the scans: P, heavy fence, then H's C, light fence, poke load:
+        //   the store-buffering pair (P, fence, load slot) / (C, fence, load poke) cannot
+        //   miss both ways, so either the second scan sees the slot empty or H sees the poke
+        //   and sets `woken`, and the next round looks again without waiting.
+        // - H clears after the second scan: it sees the poke (set before the second fence)
+        //   and wakes us.
+        // A holder that was not poked because the first scan missed its slot cleared it
+        // before that scan's fence completed, so the second scan sees it empty.
         heavy_fence();
         for record in records() {
             if record
