@@ -53,8 +53,6 @@ const SLOTS: usize = 8;
 const TRANSFER: usize = SLOTS - 1;
 /// Every slot but the transfer slot, free.
 const ALL_FREE: u8 = (1 << TRANSFER) - 1;
-/// How long the reclaimer thread waits for more work before it ends.
-const LINGER: Duration = Duration::from_secs(1);
 /// The reclaimer re-checks what it waits for at least this often, poked or not (in the unit
 /// tests, rarely enough that a test sees whether the poke woke it).
 const POLL: Duration = if cfg!(test) {
@@ -525,26 +523,14 @@ fn start_reclaimer(mut reclaim: MutexGuard<'static, Reclaim>) {
     }
 }
 
-/// The reclaimer: drops pending values as their last holders let go; ends when none was left
-/// for `LINGER`.
+/// The reclaimer: drops pending values as their last holders let go; ends when none is left.
 fn reclaimer() {
     // A call that holds a version for minutes costs two membarriers per round: back off.
     let mut poll = POLL;
     loop {
         let batch = {
             let mut reclaim = lock_reclaim();
-            if reclaim.pending.is_empty() {
-                // Linger a while: a replacement every few milliseconds under calls would
-                // otherwise start a thread for each.
-                reclaim = RECLAIM_WAKE
-                    .wait_timeout(reclaim, LINGER)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                if reclaim.pending.is_empty() {
-                    reclaim.running = false;
-                    return;
-                }
-            } else if !reclaim.woken {
+            if !reclaim.woken && !reclaim.pending.is_empty() {
                 reclaim = RECLAIM_WAKE
                     .wait_timeout(reclaim, poll)
                     .unwrap_or_else(PoisonError::into_inner)
@@ -556,6 +542,10 @@ fn reclaimer() {
                 (poll * 2).min(POLL.max(Duration::from_secs(1)))
             };
             reclaim.woken = false;
+            if reclaim.pending.is_empty() {
+                reclaim.running = false;
+                return;
+            }
             std::mem::take(&mut reclaim.pending)
         };
         let targets: HashSet<usize> = batch.iter().map(|(target, _)| *target).collect();
