@@ -7,6 +7,7 @@
 //! - `registry`: keys to versions, and the call hot path (`Registry::call`);
 //! - `version`: one loaded version of a key, retired when its last call returns;
 //! - `retire`: the unload path (drain, destroy, `dlclose`, off the hot path);
+//! - `hazard`: how a call holds a version (and a handle) without a locked instruction;
 //! - `history`: previous versions kept for rollback; `stats`: call counters, per generation;
 //! - `brevity`: which methods are short enough for a critical downcall (JDK 22+);
 //! - `log`: the proxy's events and the plugins' log lines, tagged with key and generation;
@@ -26,6 +27,7 @@ pub mod brevity;
 pub mod child;
 pub mod elf;
 pub mod error;
+pub mod hazard;
 pub mod history;
 pub mod host;
 pub mod isolated;

@@ -1,9 +1,10 @@
 //! The registry: string keys to the version that serves each, and the call hot path.
 //!
 //! Readers never lock. The key map is copy-on-write behind an `ArcSwap`, and each key's current
-//! version sits in its own `ArcSwapOption`; a call loads both (arc-swap's thread-local debt
-//! slots, no shared write), calls the plugin, and lets go. Writers (load, replace, unload) build
-//! the new version completely before anyone can see it, then swap it in with one store.
+//! version sits in its own `hazard::Shared`: a call holds it through a slot of its own thread
+//! (plain loads and stores, no locked instruction), calls the plugin, and lets go. Writers
+//! (load, replace, unload) build the new version completely before anyone can see it, then swap
+//! it in with one store; the version swapped out retires once no slot holds it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use arc_swap::ArcSwap;
 
 use crate::error::Error;
+use crate::hazard::{Held, Shared, Unlinked};
 use crate::history::{self, History, Origin};
 use crate::host::{FixedOutput, SpillOutput, Written};
 use crate::loaded::{self, Loaded};
@@ -112,7 +114,7 @@ pub struct PreviousVersion {
 struct Slot {
     key: Arc<str>,
     /// The serving version; `None` once the key is unloaded.
-    current: ArcSwapOption<Version>,
+    current: Shared<Version>,
     /// The last generation handed out; its lock serialises swaps on this key.
     generation: Mutex<u64>,
     stats: Arc<KeyStats>,
@@ -122,14 +124,14 @@ struct Slot {
 
 impl Slot {
     /// The serving version, held for the length of a call.
+    #[inline]
     fn current(&self) -> Result<Current, Error> {
-        let version = self.current.load();
-        if version.is_none() {
-            return Err(Error::NoSuchLibrary {
+        match self.current.load() {
+            Some(version) => Ok(version),
+            None => Err(Error::NoSuchLibrary {
                 key: self.key.to_string(),
-            });
+            }),
         }
-        Ok(Current(version))
     }
 }
 
@@ -150,6 +152,7 @@ impl LibraryHandle {
     }
 
     /// Calls `method` (the default for `None`); on success `out` holds the output.
+    #[inline]
     pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         self.slot.current()?.call(method, input, out)
     }
@@ -199,7 +202,7 @@ impl LibraryHandle {
         LibraryHandle {
             slot: Arc::new(Slot {
                 key: key.into(),
-                current: ArcSwapOption::empty(),
+                current: Shared::default(),
                 generation: Mutex::new(0),
                 stats: Arc::default(),
                 history: Mutex::default(),
@@ -290,7 +293,7 @@ impl Registry {
         log::event(Level::Info, &key, 1, describe_load("loaded", &version));
         let slot = Slot {
             key: Arc::clone(&key),
-            current: ArcSwapOption::from_pointee(version),
+            current: Shared::new(Some(Arc::new(version))),
             generation: Mutex::new(1),
             stats,
             history: Mutex::new(History::new(keep)),
@@ -406,7 +409,7 @@ impl Registry {
         swap: Swap<'_, '_>,
     ) -> Result<u64, Error> {
         let mut generation = lock(&slot.generation);
-        if slot.current.load().is_none() {
+        if !slot.current.is_some() {
             drop(generation);
             // Unloaded while we were loading: ours never served.
             drop(plugin);
@@ -482,7 +485,7 @@ impl Registry {
             // while a handle to this slot still reached the old version.
             let old = {
                 let _generation = lock(&slot.generation);
-                if slot.current.load().is_some() {
+                if slot.current.is_some() {
                     // Counted before anyone can see the key gone (see `swap_in`).
                     self.inner.ledger.begin(&slot.key);
                 }
@@ -781,13 +784,17 @@ impl Registry {
     /// Takes a version that just left service out of the registry's hands.
     /// The ledger counts it already: `swap_in` and `unload` begin its retirement before the
     /// swap that takes it out of service.
-    fn retire(&self, slot: &Slot, old: Arc<Version>) {
+    fn retire(&self, slot: &Slot, old: Unlinked<Version>) {
         slot.stats.draining(Arc::clone(old.generation_stats()));
-        match Arc::try_unwrap(old) {
+        match old.into_unheld().map(Arc::try_unwrap) {
             // No call is in it: close it now, on this control thread.
-            Ok(version) => version.retire(),
-            // Calls are in flight: the last of them hands it to the reaper.
-            Err(shared) => drop(shared),
+            Ok(Ok(version)) => version.retire(),
+            // Held by a strong count (`info`, or a thread out of slots): the last holder hands
+            // it to the reaper.
+            Ok(Err(counted)) => drop(counted),
+            // Calls are in flight: the hazard reclaimer lets go of it once the last of them
+            // returned, and the reaper closes it.
+            Err(held) => drop(held),
         }
     }
 }
@@ -884,18 +891,8 @@ impl Drop for Registry {
     }
 }
 
-/// A version held for the length of a call; never `None` inside.
-struct Current(Guard<Option<Arc<Version>>>);
-
-impl std::ops::Deref for Current {
-    type Target = Version;
-
-    fn deref(&self) -> &Version {
-        self.0
-            .as_deref()
-            .expect("Registry::current returns only versions that are present")
-    }
-}
+/// A version held for the length of a call.
+type Current = Held<Version>;
 
 /// Refuses keys that cannot name a library: empty, over-long, or with control characters.
 fn check_key(key: &str) -> Result<(), Error> {

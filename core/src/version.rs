@@ -93,6 +93,7 @@ impl Version {
     }
 
     /// Calls `method` (the default for `None`); on success `out` holds the output.
+    #[inline]
     pub fn call(&self, method: Option<&str>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let (plugin, index) = self.resolve(method)?;
         let timing = self.generation_stats.calls.begin();
@@ -231,6 +232,7 @@ impl Version {
     }
 
     /// The plugin and the index of `method` (the default for `None`).
+    #[inline]
     fn resolve(&self, method: Option<&str>) -> Result<(&Loaded, usize), Error> {
         let plugin = self.plugin();
         match plugin.method_index(method) {

@@ -249,6 +249,59 @@ fn replace_under_four_calling_threads_fails_no_call() {
     assert!(r.await_retired("hot", DRAIN));
 }
 
+/// Calls that sleep inside the plugin, by key and through a handle, while the key is replaced
+/// every millisecond or two: no version is closed while a call is inside it (its code would be
+/// unmapped under the sleeping thread, which then crashes the process on return), each call
+/// answers from the version it entered, and every replaced version is closed once drained.
+#[test]
+fn no_version_is_closed_while_a_call_is_inside_it_under_rapid_replacement() {
+    let p = plugins();
+    let (r, _dir) = registry();
+    let r = Arc::new(r);
+    let fixture = p.fixture().to_string_lossy().into_owned();
+    r.load("rapid", &fixture, b"g0").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..3)
+        .map(|i| {
+            let (r, stop) = (Arc::clone(&r), Arc::clone(&stop));
+            thread::spawn(move || {
+                let handle = r.handle("rapid").unwrap();
+                let mut out = Vec::new();
+                let mut calls = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if (calls + i) % 2 == 0 {
+                        handle.call(Some("sleep"), b"1", &mut out).unwrap();
+                    } else {
+                        r.call("rapid", Some("sleep"), b"1", &mut out).unwrap();
+                    }
+                    let tag = String::from_utf8(out.clone()).unwrap();
+                    assert!(tag.starts_with('g'), "answered {tag:?}");
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    let replacements = 60;
+    for n in 1..=replacements {
+        r.replace("rapid", &fixture, format!("g{n}").as_bytes())
+            .unwrap();
+        thread::sleep(Duration::from_micros(500 + 1000 * (n % 2)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let calls: u64 = callers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(calls > 0);
+    assert!(r.await_retired("rapid", DRAIN));
+    let info = r.info("rapid").unwrap();
+    assert_eq!(info.retired_versions, replacements);
+    assert_eq!(info.totals.in_flight, 0);
+    assert_eq!(info.totals.calls, calls);
+    assert_eq!(
+        call(&r, "rapid", Some("tag"), ""),
+        format!("g{replacements}")
+    );
+}
+
 #[test]
 fn dropping_the_registry_closes_everything() {
     let p = plugins();

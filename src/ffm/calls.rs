@@ -68,7 +68,6 @@ pub unsafe extern "C" fn proxyso_ffm_call(
 ) -> i64 {
     guard(flags & ffm_flag::CACHED != 0, || {
         let opened = HANDLES.get(handle).ok_or(Failure::HandleClosed(handle))?;
-        let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
         // SAFETY: the caller guarantees `method_len` readable bytes at `method`.
         let method = unsafe { method_arg(method, method_len) }?.or(opened.method.as_deref());
         // SAFETY: the caller guarantees `input_len` readable bytes at `input`.
@@ -111,7 +110,6 @@ pub unsafe extern "C" fn proxyso_ffm_call_direct(
 ) -> i64 {
     guard(flags & ffm_flag::CACHED != 0, || {
         let opened = HANDLES.get(handle).ok_or(Failure::HandleClosed(handle))?;
-        let opened = opened.as_deref().ok_or(Failure::HandleClosed(handle))?;
         // SAFETY: the caller guarantees `method_len` readable bytes at `method`.
         let method = unsafe { method_arg(method, method_len) }?.or(opened.method.as_deref());
         let (in_len, out_len) = (length(input_len, "input")?, length(output_len, "output")?);

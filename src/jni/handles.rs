@@ -4,14 +4,14 @@
 //! Lookups are lock-free and write nothing shared: the table grows in fixed chunks that are never
 //! moved or freed, an entry's generation is read twice around the load of its handle (a closed
 //! entry's generation has moved on, so a reused entry is never mistaken for the old one), and
-//! the handle itself sits in an `ArcSwapOption` whose loads use thread-local debt slots. Opening
-//! and closing take one mutex.
+//! the handle itself sits in a `hazard::Shared`, which a call holds through a slot of its own
+//! thread with plain loads and stores (no locked instruction). Opening and closing take one
+//! mutex.
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::{ArcSwapOption, Guard};
-
+use proxyso_core::hazard::{Held, Shared};
 use proxyso_core::registry::LibraryHandle;
 
 /// Entries per chunk.
@@ -31,7 +31,7 @@ pub struct HandleEntry {
 struct Entry {
     /// Moves on each time the entry is closed; an id is valid while it matches.
     generation: AtomicU32,
-    opened: ArcSwapOption<HandleEntry>,
+    opened: Shared<HandleEntry>,
 }
 
 type Chunk = [Entry; CHUNK];
@@ -76,7 +76,7 @@ impl HandleTable {
                 if index % CHUNK == 0 {
                     let chunk: Box<Chunk> = Box::new(std::array::from_fn(|_| Entry {
                         generation: AtomicU32::new(1),
-                        opened: ArcSwapOption::empty(),
+                        opened: Shared::default(),
                     }));
                     // Never freed: lookups may hold references into it at any time.
                     self.chunks[index / CHUNK].store(Box::into_raw(chunk), Ordering::Release);
@@ -92,15 +92,16 @@ impl HandleTable {
     }
 
     /// The handle behind `id`, held for the length of a call; `None` if closed or unknown.
-    pub fn get(&self, id: i64) -> Option<Guard<Option<Arc<HandleEntry>>>> {
+    #[inline]
+    pub fn get(&self, id: i64) -> Option<Held<HandleEntry>> {
         let (generation, index) = split(id);
         let entry = self.entry(index)?;
         if entry.generation.load(Ordering::SeqCst) != generation {
             return None;
         }
-        let opened = entry.opened.load();
+        let opened = entry.opened.load()?;
         // Closed (and perhaps reused) between the two reads: what was loaded is not ours.
-        if entry.generation.load(Ordering::SeqCst) != generation || opened.is_none() {
+        if entry.generation.load(Ordering::SeqCst) != generation {
             return None;
         }
         Some(opened)
@@ -127,6 +128,7 @@ impl HandleTable {
         allocator.free.push(index as u32);
     }
 
+    #[inline]
     fn entry(&self, index: usize) -> Option<&Entry> {
         let chunk = self.chunks.get(index / CHUNK)?.load(Ordering::Acquire);
         // SAFETY: a non-null chunk pointer comes from `Box::into_raw` in `open` and is never

@@ -99,7 +99,7 @@ final class CallPath {
      */
     static byte[] callHandle(long handle, String method, byte[] input, boolean cached) {
         if (!FFM) {
-            return NativeBridge.callHandle(handle, method, input, cached);
+            return ExchangeCalls.call(handle, method, input, cached);
         }
         Scratch scratch = SCRATCH.get();
         byte[] name = scratch.name(method);

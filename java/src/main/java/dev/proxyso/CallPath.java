@@ -27,7 +27,8 @@ final class CallPath {
     }
 
     /**
-     * {@link NativeBridge#callHandle(long, String, byte[], boolean)}.
+     * {@link NativeBridge#callHandle(long, String, byte[], boolean)}, through the thread's
+     * exchange buffers ({@link ExchangeCalls}).
      *
      * @param handle the handle id
      * @param method the method name, or {@code null} for the handle's own method
@@ -36,7 +37,7 @@ final class CallPath {
      * @return the output bytes, or {@code null} (see {@code cached})
      */
     static byte[] callHandle(long handle, String method, byte[] input, boolean cached) {
-        return NativeBridge.callHandle(handle, method, input, cached);
+        return ExchangeCalls.call(handle, method, input, cached);
     }
 
     /**

@@ -123,6 +123,48 @@ final class NativeBridge {
     static native byte[] callHandle(long handle, String method, byte[] input, boolean cached);
 
     /**
+     * A direct view of the calling thread's exchange input: native memory that
+     * {@link #callExchange} reads a call's input from. Valid on this thread only, until the next
+     * call of this method on it or the thread's end; a view handed out before is then dangling
+     * and must not be used again.
+     *
+     * @param minCapacity the fewest bytes it must hold, 0 to {@link ExchangeCalls#MAX_INPUT}
+     * @return the view, of at least {@code minCapacity} bytes
+     */
+    static native ByteBuffer exchangeInput(int minCapacity);
+
+    /**
+     * A direct view of the calling thread's output buffer, where {@link #callExchange} leaves a
+     * call's output. Valid on this thread only, until an exchange call answers
+     * {@link ExchangeCalls#OUTPUT_MOVED}, {@link #exchangeRelease()}, or the thread's end.
+     *
+     * @return the view, over the buffer's whole capacity
+     */
+    static native ByteBuffer exchangeOutput();
+
+    /**
+     * Gives back the calling thread's output buffer if it is oversized, once the last exchange
+     * call's output was copied out; the next exchange call then answers
+     * {@link ExchangeCalls#OUTPUT_MOVED}.
+     */
+    static native void exchangeRelease();
+
+    /**
+     * Calls a plugin method through a handle on the first {@code inLength} bytes of the calling
+     * thread's exchange input ({@link #exchangeInput(int)}), leaving the output in its output
+     * buffer ({@link #exchangeOutput()}): no array crosses JNI.
+     *
+     * @param handle the id from {@link #open(String, String)}
+     * @param method the method name, or {@code null} for the handle's own method
+     * @param inLength the input's length, at most the exchange input's capacity
+     * @param cached as for {@link #callHandle(long, String, byte[], boolean)}
+     * @return the output's length, with {@link ExchangeCalls#OUTPUT_MOVED} set when a view of
+     *     the output buffer taken before is out of date; with {@code cached}, -1 for a stale
+     *     handle
+     */
+    static native long callExchange(long handle, String method, int inLength, boolean cached);
+
+    /**
      * Calls a plugin method through a handle on direct buffers, without copying: the plugin reads
      * {@code inLength} bytes at {@code inOffset} of {@code in} and writes at most {@code outLength}
      * bytes at {@code outOffset} of {@code out}. Neither buffer's position or limit is touched.
