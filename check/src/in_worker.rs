@@ -73,6 +73,7 @@ fn call_in_worker(
         let line = LogLine {
             level: record.level.name().to_owned(),
             from_plugin: record.from_plugin,
+            worker: true,
             message: record.message,
         };
         sink.lock()

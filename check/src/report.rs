@@ -289,6 +289,9 @@ pub struct LogLine {
     pub level: String,
     /// True for the plugin's own line.
     pub from_plugin: bool,
+    /// True for a line from the worker process of `--isolated` (its load of the plugin, the
+    /// call, `destroy`), or from the proxy about it.
+    pub worker: bool,
     /// The text.
     pub message: String,
 }

@@ -101,6 +101,7 @@ pub fn run(request: &Request) -> Report {
         let line = LogLine {
             level: record.level.name().to_owned(),
             from_plugin: record.from_plugin,
+            worker: false,
             message: record.message,
         };
         sink.lock()

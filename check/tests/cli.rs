@@ -890,6 +890,14 @@ fn an_isolated_call_answers_from_a_worker_process() {
         &["'echo' returned 5 bytes in", "worker process"],
     );
     assert_eq!(run.fact("output"), "\"hello\"");
+    // The plugin logs from both loads, the worker's marked as such.
+    for line in [
+        "log         plugin INFO: example 1.0.0 loaded with 0 bytes of config\n",
+        "log         plugin (worker) INFO: example 1.0.0 loaded with 0 bytes of config\n",
+        "log         plugin (worker) INFO: example 1.0.0 unloading\n",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{}", run.stdout);
+    }
     assert!(
         run.stdout.ends_with("result: ok, all 8 checks passed\n"),
         "{}",
