@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use proxyso_core::preflight::Worker;
 
 /// Loads a proxyso plugin exactly as the proxy would, without a JVM, and reports what it found.
 ///
@@ -69,9 +70,22 @@ pub struct Args {
     pub snapshot_dir: Option<PathBuf>,
 
     /// Kill the plugin's code (it runs in a child process) after SECONDS; the check it was in
-    /// fails.
+    /// fails. With --isolated, also the sample call's timeout in its worker (and the longest
+    /// the worker may take to load the plugin).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+
+    /// Make the sample call in a worker process, as the proxy serves a key loaded with
+    /// isolated(true): the plugin is loaded and initialised again in a `proxyso-worker`, and
+    /// the call's answer, or the crash (signal or exit status, and what the worker wrote last)
+    /// or the timeout, is reported. The other checks are made as without it.
+    #[arg(long, requires = "call")]
+    pub isolated: bool,
+
+    /// The `proxyso-worker` executable for --isolated (default: the one next to
+    /// proxyso-check).
+    #[arg(long, value_name = "PATH", requires = "isolated")]
+    pub worker: Option<PathBuf>,
 
     /// Print one JSON object instead of the report.
     #[arg(long)]
@@ -115,6 +129,8 @@ pub struct Request {
     pub json: bool,
     /// How long the plugin's code may run, all of it.
     pub timeout: Duration,
+    /// The worker that makes the sample call, with `--isolated`.
+    pub worker: Option<Worker>,
 }
 
 impl Args {
@@ -139,6 +155,11 @@ impl Args {
                 input: payload(self.input, self.input_text, "input", "an empty input")?,
             }),
         };
+        let worker = if self.isolated {
+            Some(find_worker(self.worker.as_deref())?)
+        } else {
+            None
+        };
         Ok(Request {
             plugin,
             config,
@@ -148,8 +169,31 @@ impl Args {
             snapshot_parent: self.snapshot_dir.unwrap_or_else(std::env::temp_dir),
             json: self.json,
             timeout: Duration::from_secs(self.timeout),
+            worker,
         })
     }
+}
+
+/// The name of the worker executable, as cargo builds it beside the checker.
+pub const WORKER_NAME: &str = "proxyso-worker";
+
+/// The worker executable for `--isolated`: `given`, or the one next to this executable.
+fn find_worker(given: Option<&Path>) -> Result<Worker, String> {
+    if let Some(path) = given {
+        return Worker::open(path).map_err(|e| format!("--worker: {e}"));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("--isolated: cannot tell where proxyso-check is: {e}"))?;
+    let beside = exe.with_file_name(WORKER_NAME);
+    if !beside.exists() {
+        return Err(format!(
+            "--isolated needs the {WORKER_NAME} executable, and there is none next to \
+             proxyso-check ({} does not exist): build it (cargo build -p proxyso-worker) or \
+             name it with --worker PATH",
+            beside.display()
+        ));
+    }
+    Worker::open(&beside).map_err(|e| format!("--isolated: {e}"))
 }
 
 /// The bytes of `file` or `text` (clap lets at most one through), or an empty payload.

@@ -179,6 +179,7 @@ pub fn child_main(args: &[OsString]) -> ExitCode {
         snapshot_parent: PathBuf::from(snapshot_parent),
         json: false,
         timeout: Duration::ZERO,
+        worker: None,
     };
     let _ = CHANNEL.set(Mutex::new(channel));
     let report = run::run(&request);
@@ -233,7 +234,8 @@ fn spawn(request: &Request) -> io::Result<(Outcome, Vec<Event>)> {
     let mut channel = tempfile::tempfile()?;
     let mut line = serde_json::to_vec(&ChildRequest {
         config: request.config.clone(),
-        call: request.call.clone(),
+        // With --isolated the sample call is made in a worker (`in_worker`), not here.
+        call: request.call.clone().filter(|_| request.worker.is_none()),
         allow_signal_handlers: request.allow_signal_handlers,
         keep_mapped: request.keep_mapped,
     })

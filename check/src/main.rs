@@ -5,6 +5,7 @@
 
 mod args;
 mod exports;
+mod in_worker;
 mod isolate;
 mod output;
 mod report;
@@ -37,7 +38,9 @@ fn main() -> ExitCode {
     };
     // The plugin's code runs in a child process (`isolate`), whose standard output is not
     // this one: nothing it prints can land in the report.
-    let report = isolate::run(&request);
+    let mut report = isolate::run(&request);
+    // With --isolated, the sample call is made in a worker process, from this one.
+    in_worker::add_call(&request, &mut report);
     let mut out = std::io::stdout().lock();
     let written = if request.json {
         output::json(&report, &mut out)

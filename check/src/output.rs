@@ -28,7 +28,12 @@ pub fn human(report: &Report, out: &mut impl Write) -> io::Result<()> {
         }
     }
     for line in &report.log {
-        let from = if line.from_plugin { "plugin" } else { "proxy" };
+        let from = match (line.from_plugin, line.worker) {
+            (true, false) => "plugin",
+            (false, false) => "proxy",
+            (true, true) => "plugin (worker)",
+            (false, true) => "proxy (worker)",
+        };
         writeln!(
             out,
             "{:<5} {:<11} {from} {}: {}",

@@ -180,6 +180,52 @@ pub struct CallReport {
     pub output: Option<Preview>,
     /// The plugin's error, when the call failed.
     pub error: Option<CallError>,
+    /// True when the call was made in a worker process (`--isolated`).
+    pub isolated: bool,
+    /// The worker process's id, with `--isolated` (once one was started).
+    pub worker_pid: Option<i32>,
+    /// How the worker ended during the call (a crash, or a kill at the timeout), with
+    /// `--isolated`.
+    pub crash: Option<WorkerEnd>,
+}
+
+impl CallReport {
+    /// A call of `method` with `input_len` bytes that took `took`, its outcome still unknown.
+    pub fn new(method: &str, input_len: usize, took: Duration) -> CallReport {
+        CallReport {
+            method: method.to_owned(),
+            input_len,
+            duration_ms: took.as_secs_f64() * 1e3,
+            output_len: 0,
+            output: None,
+            error: None,
+            isolated: false,
+            worker_pid: None,
+            crash: None,
+        }
+    }
+}
+
+/// How an isolated sample call's worker process ended (`--isolated`): what the proxy's
+/// `PluginCrashedException` and `PluginTimeoutException` would say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerEnd {
+    /// Its process id.
+    pub pid: i32,
+    /// The signal that ended it ("SIGSEGV"), if one did.
+    pub signal: Option<String>,
+    /// That signal's number, 0 if it exited (`PluginCrashedException.getSignal()`).
+    pub signal_number: i32,
+    /// Its exit status, -1 if a signal ended it (`PluginCrashedException.getExitStatus()`).
+    pub exit_status: i32,
+    /// True when the signal left a core dump.
+    pub core_dumped: bool,
+    /// True when the call ran past `--timeout` and the checker killed the worker.
+    pub timed_out: bool,
+    /// Why the checker killed it, when it did.
+    pub killed_for: Option<String>,
+    /// The last lines it wrote to standard output and error.
+    pub output: String,
 }
 
 /// Everything a check found: the JSON report is this object.
@@ -220,6 +266,8 @@ pub struct Report {
     /// How plugin code ended the checker's child process, when it did (the check it died in
     /// is a `FAIL`).
     pub died: Option<Died>,
+    /// The `proxyso-worker` executable that made the sample call, with `--isolated`.
+    pub worker: Option<String>,
 }
 
 /// How plugin code ended the checker's child process (see `isolate`).
@@ -246,6 +294,9 @@ pub struct LogLine {
     pub level: String,
     /// True for the plugin's own line.
     pub from_plugin: bool,
+    /// True for a line from the worker process of `--isolated` (its load of the plugin, the
+    /// call, `destroy`), or from the proxy about it.
+    pub worker: bool,
     /// The text.
     pub message: String,
 }

@@ -9,10 +9,10 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proxyso_core::LoadError;
-use proxyso_core::plugin::{LoadOptions, Plugin};
+use proxyso_core::plugin::{CallFailure, LoadOptions, Plugin};
 use proxyso_core::signals::Handlers;
 use proxyso_core::snapshot::SnapshotDir;
 
@@ -101,6 +101,7 @@ pub fn run(request: &Request) -> Report {
         let line = LogLine {
             level: record.level.name().to_owned(),
             from_plugin: record.from_plugin,
+            worker: false,
             message: record.message,
         };
         sink.lock()
@@ -194,7 +195,7 @@ fn bytes(n: u64) -> String {
 }
 
 /// A check that was not run, and why.
-fn skipped(name: &'static str, why: &str) -> Check {
+pub fn skipped(name: &'static str, why: &str) -> Check {
     Check::new(name, Status::Skipped, why)
 }
 
@@ -464,13 +465,7 @@ fn signals_check(
 /// The sample call: the method looked up as the proxy does, called once, timed.
 fn call_check(plugin: &Plugin, call: &CallRequest) -> (Check, Option<CallReport>) {
     let Some(index) = plugin.method_index(call.method.as_deref()) else {
-        let methods: Vec<&str> = plugin.method_names().collect();
-        let detail = format!(
-            "the plugin has no method '{}'; it has: {}",
-            call.method.as_deref().unwrap_or_default(),
-            methods.join(", ")
-        );
-        return (Check::new("call", Status::Fail, detail), None);
+        return (no_such_method(call, plugin.method_names()), None);
     };
     let method = plugin
         .method_names()
@@ -482,15 +477,29 @@ fn call_check(plugin: &Plugin, call: &CallRequest) -> (Check, Option<CallReport>
     let start = Instant::now();
     let result = plugin.call(index, input, &mut out);
     let took = start.elapsed();
-    let mut made = CallReport {
-        method: method.clone(),
-        input_len: input.len(),
-        duration_ms: took.as_secs_f64() * 1e3,
-        output_len: 0,
-        output: None,
-        error: None,
+    let mut made = CallReport::new(&method, input.len(), took);
+    let check = match result {
+        Ok(()) => answered(&method, call, took, &out, &mut made, ""),
+        Err(failure) => failed(&method, call, took, failure, &mut made),
     };
-    let input_desc = if input.is_empty() {
+    (check, Some(made))
+}
+
+/// The call check of a method the plugin does not have, naming the ones it has.
+pub fn no_such_method<'a>(call: &CallRequest, methods: impl Iterator<Item = &'a str>) -> Check {
+    let methods: Vec<&str> = methods.collect();
+    let detail = format!(
+        "the plugin has no method '{}'; it has: {}",
+        call.method.as_deref().unwrap_or_default(),
+        methods.join(", ")
+    );
+    Check::new("call", Status::Fail, detail)
+}
+
+/// "no input", or how much input from where.
+fn input_desc(call: &CallRequest) -> String {
+    let input = &call.input.bytes;
+    if input.is_empty() {
         "no input".to_owned()
     } else {
         format!(
@@ -498,44 +507,61 @@ fn call_check(plugin: &Plugin, call: &CallRequest) -> (Check, Option<CallReport>
             bytes(input.len() as u64),
             call.input.source
         )
+    }
+}
+
+/// The call check of a call that answered `out` after `took`; `place` says where it ran
+/// (" in worker process N", or nothing).
+pub fn answered(
+    method: &str,
+    call: &CallRequest,
+    took: Duration,
+    out: &[u8],
+    made: &mut CallReport,
+    place: &str,
+) -> Check {
+    let preview = Preview::of(out);
+    let shown = preview.describe(out.len());
+    made.output_len = out.len();
+    made.output = Some(preview);
+    Check::new(
+        "call",
+        Status::Ok,
+        format!(
+            "'{method}' returned {} in {}{place} ({})",
+            bytes(out.len() as u64),
+            describe_duration(took),
+            input_desc(call)
+        ),
+    )
+    .with_fact("output", shown)
+}
+
+/// The call check of a call the plugin reported as failed.
+pub fn failed(
+    method: &str,
+    call: &CallRequest,
+    took: Duration,
+    failure: CallFailure,
+    made: &mut CallReport,
+) -> Check {
+    let how = if failure.panicked {
+        "panicked".to_owned()
+    } else {
+        format!("failed with code {}", failure.code)
     };
-    let check = match result {
-        Ok(()) => {
-            let preview = Preview::of(&out);
-            let shown = preview.describe(out.len());
-            made.output_len = out.len();
-            made.output = Some(preview);
-            Check::new(
-                "call",
-                Status::Ok,
-                format!(
-                    "'{method}' returned {} in {} ({input_desc})",
-                    bytes(out.len() as u64),
-                    describe_duration(took)
-                ),
-            )
-            .with_fact("output", shown)
-        }
-        Err(failure) => {
-            let how = if failure.panicked {
-                "panicked".to_owned()
-            } else {
-                format!("failed with code {}", failure.code)
-            };
-            let detail = format!(
-                "'{method}' {how}: {} ({input_desc}, {})",
-                failure.message,
-                describe_duration(took)
-            );
-            made.error = Some(CallError {
-                code: failure.code,
-                message: failure.message,
-                panicked: failure.panicked,
-            });
-            Check::new("call", Status::Fail, detail)
-        }
-    };
-    (check, Some(made))
+    let detail = format!(
+        "'{method}' {how}: {} ({}, {})",
+        failure.message,
+        input_desc(call),
+        describe_duration(took)
+    );
+    made.error = Some(CallError {
+        code: failure.code,
+        message: failure.message,
+        panicked: failure.panicked,
+    });
+    Check::new("call", Status::Fail, detail)
 }
 
 /// Why a loaded version stays mapped on purpose, if it does.

@@ -826,3 +826,223 @@ fn options_work_before_and_after_the_plugin() {
     .json();
     assert_eq!(report["call"]["method"], "echo");
 }
+
+/// The JSON report of `--isolated --call METHOD` on the crash fixture, and the run.
+fn isolated_crash(method: &str, extra: &[&str]) -> (Run, Value) {
+    let crash = native("libfx_crash.so");
+    let mut args = vec!["--isolated", "--call", method];
+    args.extend(extra);
+    let text = check_plugin(&crash, &args);
+    args.push("--json");
+    let json = check_plugin(&crash, &args).json();
+    (text, json)
+}
+
+/// True while process `pid` exists and is not a zombie.
+fn alive(pid: i64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    !stat.is_empty() && !state.starts_with('Z')
+}
+
+#[test]
+fn an_isolated_call_answers_from_a_worker_process() {
+    let (run, report) = isolated_crash("pid", &[]);
+    run.exits_with(0);
+    for name in ["file", "link", "descriptor", "init", "signals", "unload"] {
+        run.expect(name, "ok", &[]);
+    }
+    run.expect(
+        "call",
+        "ok",
+        &["'pid' returned", "in its worker process (pid "],
+    );
+    assert!(
+        run.fact("worker").ends_with("/proxyso-worker"),
+        "{}",
+        run.stdout
+    );
+    let call = &report["call"];
+    assert_eq!(call["isolated"], true, "{report}");
+    assert!(call["crash"].is_null(), "{report}");
+    // The plugin answers its own pid: the worker's, which the report names.
+    let answered: i64 = call["output"]["data"].as_str().unwrap().parse().unwrap();
+    assert_eq!(call["worker_pid"].as_i64(), Some(answered), "{report}");
+    assert!(
+        report["worker"]
+            .as_str()
+            .unwrap()
+            .ends_with("proxyso-worker"),
+        "{report}"
+    );
+    // The worker ended with its call: none is left behind.
+    assert!(!alive(answered), "worker {answered} outlived the checker");
+
+    // A good plugin passes every check, its call made in a worker.
+    let run = check_plugin(
+        &common::plugins().example_v1(),
+        &["--isolated", "--call", "--input-text", "hello"],
+    );
+    run.exits_with(0);
+    run.expect(
+        "call",
+        "ok",
+        &["'echo' returned 5 bytes in", "worker process"],
+    );
+    assert_eq!(run.fact("output"), "\"hello\"");
+    // The plugin logs from both loads, the worker's marked as such.
+    for line in [
+        "log         plugin INFO: example 1.0.0 loaded with 0 bytes of config\n",
+        "log         plugin (worker) INFO: example 1.0.0 loaded with 0 bytes of config\n",
+        "log         plugin (worker) INFO: example 1.0.0 unloading\n",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{}", run.stdout);
+    }
+    assert!(
+        run.stdout.ends_with("result: ok, all 8 checks passed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_isolated_call_that_segfaults_is_a_fail_line_naming_the_signal_and_output() {
+    let (run, report) = isolated_crash("segv", &[]);
+    run.exits_with(1);
+    // The load in the checker's child made no call: every check before it passed.
+    for name in ["file", "link", "descriptor", "init", "signals", "unload"] {
+        run.expect(name, "ok", &[]);
+    }
+    run.expect(
+        "call",
+        "FAIL",
+        &[
+            "'segv' crashed its worker process",
+            "was killed by SIGSEGV (signal 11)",
+            "PluginCrashedException",
+        ],
+    );
+    assert_eq!(
+        run.fact("printed"),
+        "fx-crash: about to write through a null pointer"
+    );
+    assert!(
+        report["died"].is_null(),
+        "the checker's child lives: {report}"
+    );
+    let crash = &report["call"]["crash"];
+    assert_eq!(crash["signal"], "SIGSEGV", "{report}");
+    assert_eq!(crash["signal_number"], 11, "{report}");
+    assert_eq!(crash["exit_status"], -1, "{report}");
+    assert_eq!(crash["timed_out"], false, "{report}");
+    assert!(
+        crash["output"]
+            .as_str()
+            .unwrap()
+            .contains("about to write through a null pointer"),
+        "{report}"
+    );
+    assert_eq!(crash["pid"], report["call"]["worker_pid"], "{report}");
+    assert!(report["call"]["error"].is_null(), "{report}");
+}
+
+#[test]
+fn an_isolated_call_that_exits_names_the_exit_status() {
+    let (run, report) = isolated_crash("exit", &[]);
+    run.exits_with(1);
+    run.expect(
+        "call",
+        "FAIL",
+        &["'exit' ended its worker process", "exited with code 3"],
+    );
+    let crash = &report["call"]["crash"];
+    assert!(crash["signal"].is_null(), "{report}");
+    assert_eq!(crash["signal_number"], 0, "{report}");
+    assert_eq!(crash["exit_status"], 3, "{report}");
+}
+
+#[test]
+fn an_isolated_call_past_the_timeout_kills_its_worker() {
+    let start = std::time::Instant::now();
+    let (run, report) = isolated_crash("spin", &["--timeout", "1"]);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    run.exits_with(1);
+    run.expect("init", "ok", &[]);
+    run.expect(
+        "call",
+        "FAIL",
+        &[
+            "'spin' ran longer than the timeout of 1.00 s",
+            "was killed",
+            "PluginTimeoutException",
+        ],
+    );
+    let crash = &report["call"]["crash"];
+    assert_eq!(crash["timed_out"], true, "{report}");
+    assert_eq!(crash["signal"], "SIGKILL", "{report}");
+    assert!(
+        crash["killed_for"]
+            .as_str()
+            .unwrap()
+            .contains("ran longer than its timeout of 1000 ms"),
+        "{report}"
+    );
+    let pid = crash["pid"].as_i64().unwrap();
+    assert!(pid > 0 && !alive(pid), "{report}");
+}
+
+#[test]
+fn isolated_needs_a_worker_and_a_call() {
+    let crash = native("libfx_crash.so");
+    let crash = crash.to_str().unwrap();
+    // A checker with no worker beside it.
+    let dir = common::scratch_dir();
+    let lone = dir.path().join("proxyso-check");
+    std::fs::copy(env!("CARGO_BIN_EXE_proxyso-check"), &lone).unwrap();
+    let output = Command::new(&lone)
+        .args([crash, "--isolated", "--call", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--isolated needs the proxyso-worker executable")
+            && stderr.contains(&*dir.path().join("proxyso-worker").to_string_lossy())
+            && stderr.contains("--worker PATH"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    // The same checker, the worker named.
+    let worker = common::plugins().worker();
+    let output = Command::new(&lone)
+        .args([crash, "--isolated", "--call", "echo", "--input-text", "x"])
+        .arg("--worker")
+        .arg(&worker)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("in its worker process"));
+
+    let run = check([
+        crash,
+        "--isolated",
+        "--call",
+        "--worker",
+        "/nonexistent/worker",
+    ]);
+    run.exits_with(2);
+    assert!(
+        run.stderr
+            .contains("--worker: cannot open /nonexistent/worker"),
+        "{}",
+        run.stderr
+    );
+    let run = check([crash, "--isolated"]);
+    run.exits_with(2);
+    assert!(run.stderr.contains("--call"), "{}", run.stderr);
+    check([crash, "--worker", "/bin/true", "--call"]).exits_with(2);
+}

@@ -107,9 +107,9 @@ pub fn serve_args(parent_pid: u32, source: &str) -> [String; 3] {
 ///
 /// A call in slot `i`: the host writes the input at the start of the slot's window, the method
 /// and lengths in its header, then bumps `request` (and wakes the worker's thread if it sleeps);
-/// the worker writes the output (or the error message) at [`output_offset`] of the window, the
-/// result in the header, then sets `reply` to `request` (and wakes the host's thread if it
-/// sleeps). Each side spins a little before it sleeps on the futex word it waits for, and
+/// the worker writes the output (or the error message) at
+/// [`output_offset`](region::output_offset) of the window, the result in the header, then sets
+/// `reply` to `request` (and wakes the host's thread if it sleeps). Each side spins a little before it sleeps on the futex word it waits for, and
 /// announces its sleep in a `*_waiting` word the other side reads after publishing, so that a
 /// wake-up is a system call only when someone sleeps.
 pub mod region {

@@ -225,6 +225,23 @@ impl Remote {
         self.shared.isolation
     }
 
+    /// How the worker serving last ended, once its monitor has reaped it, waiting up to `wait`
+    /// for that (a worker killed for a timeout ends a moment after the call returned); `None`
+    /// while it runs, or when none was started.
+    pub fn await_death(&self, wait: Duration) -> Option<Arc<Death>> {
+        let instance = self.current.load_full()?;
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(death) = instance.death() {
+                return Some(Arc::clone(death));
+            }
+            if !instance.is_finished() || Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Tags later log records with `generation`.
     pub fn set_generation(&self, generation: u64) {
         self.shared.generation.store(generation, Ordering::Relaxed);

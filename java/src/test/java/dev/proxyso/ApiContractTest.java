@@ -275,11 +275,39 @@ public class ApiContractTest {
 
     @Test
     public void infoStatisticsAreWhatNativeCodePassedAndNullArraysAreEmpty() {
+        // Laid out by the contract's indices, as native code lays them out.
+        long[] keyStats = new long[NativeContract.KEY_STATS_LEN];
+        keyStats[NativeContract.KEY_STATS_CALLS] = 10;
+        keyStats[NativeContract.KEY_STATS_FAILED] = 2;
+        keyStats[NativeContract.KEY_STATS_IN_FLIGHT] = 1;
+        keyStats[NativeContract.KEY_STATS_TOTAL_NANOS] = 500;
+        keyStats[NativeContract.KEY_STATS_MAX_NANOS] = 90;
+        keyStats[NativeContract.KEY_STATS_REPLACEMENTS] = 3;
+        keyStats[NativeContract.KEY_STATS_ROLLBACKS] = 1;
+        keyStats[NativeContract.KEY_STATS_CRASHES] = 5;
+        keyStats[NativeContract.KEY_STATS_ISOLATED] = 1;
+        keyStats[NativeContract.KEY_STATS_WORKER_PID] = 4242;
+        int stride = NativeContract.GENERATION_STATS_LEN;
+        long[] generations = new long[2 * stride];
+        long[][] figures = {{4, 6, 1, 0, 300, 90, 1000, 2}, {3, 4, 1, 1, 200, 80, 2000, 0}};
+        int[] at = {NativeContract.GENERATION_STATS_GENERATION,
+            NativeContract.GENERATION_STATS_CALLS, NativeContract.GENERATION_STATS_FAILED,
+            NativeContract.GENERATION_STATS_IN_FLIGHT, NativeContract.GENERATION_STATS_TOTAL_NANOS,
+            NativeContract.GENERATION_STATS_MAX_NANOS, NativeContract.GENERATION_STATS_LOAD_NANOS,
+            NativeContract.GENERATION_STATS_CRASHES};
+        for (int g = 0; g < 2; g++) {
+            for (int f = 0; f < at.length; f++) {
+                generations[g * stride + at[f]] = figures[g][f];
+            }
+        }
         LibraryInfo info = new LibraryInfo("k", 4, "/p.so", "/snap.so", "n", "1", null, false,
-                false, 0, 0, "ab", new long[] {10, 2, 1, 500, 90, 3, 1}, "boom",
-                new long[] {4, 6, 1, 0, 300, 90, 1000, 3, 4, 1, 1, 200, 80, 2000},
+                false, 0, 0, "ab", keyStats, "boom", generations,
                 new String[] {"d4", "d3"}, 2, new long[] {3, 1}, new String[] {"/p3.so", "/p1.so"},
                 new String[] {"d3", "d1"});
+        assertTrue(info.isIsolated());
+        assertEquals(4242, info.getWorkerPid());
+        assertEquals(5, info.getStats().getCrashes());
+        assertEquals(2, info.getGenerations().get(0).getCrashes());
         assertEquals("ab", info.getSha256());
         CallStats stats = info.getStats();
         assertEquals(10, stats.getCalls());

@@ -1,6 +1,8 @@
 package dev.proxyso.soak;
 
 import dev.proxyso.LibraryInfo;
+import dev.proxyso.LoadOptions;
+import dev.proxyso.PluginCrashedException;
 import dev.proxyso.ProxySo;
 import dev.proxyso.tools.CommandLine;
 import java.io.IOException;
@@ -15,6 +17,7 @@ import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
 import java.util.AbstractMap;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
@@ -96,15 +99,40 @@ import javax.management.ObjectName;
  *     --plugins build/plugins --threads 4 --seconds 5
  * </pre>
  *
+ * <p>With {@code --isolated}, every key is loaded {@linkplain LoadOptions#isIsolated() isolated},
+ * {@code model} with {@link LoadOptions.Builder#rollbackOnCrash(boolean)}: each replace starts a
+ * worker process, and each churn cycle starts and ends one. Every {@code --crash-interval-ms} the
+ * replacing thread injects a crash: it replaces {@code model} by the crash fixture
+ * ({@code libfx_crash.so}, whose default method answers its input as version 1 does), calls its
+ * {@code segv} method (a {@link PluginCrashedException} naming SIGSEGV, and the calling threads'
+ * calls in flight in that worker throw the same), and waits for the key to roll back to the
+ * example version it replaced, as the crash within the probation asks. A call then passes when it
+ * answers correctly or throws {@code PluginCrashedException} from the crash fixture with SIGSEGV;
+ * anything else is a failure. The replacements goal is 2,500 instead of 10,000
+ * (each replace starts a worker). More goals: every injected crash rolled back; the
+ * {@code proxyso-worker} child processes of this JVM (read from {@code /proc}), the shared regions
+ * mapped and the descriptors (pipes counted by kind, since each worker has pipes of its own) back
+ * to the baseline; no plugin copy mapped into the JVM; and no worker once {@code model} is
+ * unloaded.
+ *
  * Options (each also a system property {@code soak.<name>}): {@code --threads} (8),
  * {@code --seconds} ({@value #DEFAULT_SECONDS}), {@code --interval-ms} (5000),
  * {@code --warmup-ms} (1000), {@code --plugins} (the system property
- * {@code proxyso.plugins.dir}, else {@code build/plugins}).
+ * {@code proxyso.plugins.dir}, else {@code build/plugins}), {@code --isolated},
+ * {@code --crash-interval-ms} (2000, with {@code --isolated}), {@code --crash-plugin} (the
+ * crash fixture; default {@code libfx_crash.so} in the system property
+ * {@code proxyso.fixtures.dir}, else in {@code build/fixtures}).
  */
 public final class Soak {
     /** The default length of a run, and the shortest for which the volume goals are checked. */
     static final int DEFAULT_SECONDS = 60;
     private static final long MIN_REPLACEMENTS = 10_000;
+    /**
+     * The replacements goal with {@code --isolated}: each replace starts a worker process (spawn,
+     * load, {@code init}, handshake), about 10 ms on a 2-CPU machine shared with the calling
+     * threads, against 0.3 ms in the JVM; 5,147 in the minute measured there.
+     */
+    private static final long MIN_ISOLATED_REPLACEMENTS = 2_500;
     private static final long MIN_CALLS = 1_000_000;
     private static final long MAX_RSS_GROWTH_KIB = 5 * 1024;
 
@@ -114,12 +142,23 @@ public final class Soak {
     private static final long RETIRE_TIMEOUT_SECONDS = 30;
     private static final long SETTLE_MILLIS = 500;
     private static final int MAX_FAILURES_SHOWN = 10;
+    /** How long the replacing thread waits for the rollback after a crash it injected. */
+    private static final long ROLLBACK_WAIT_SECONDS = 10;
+    private static final int SIGSEGV = 11;
+    /** The crash fixture's own name, as a {@link PluginCrashedException} message shows it. */
+    private static final String CRASH_PLUGIN_NAME = "(fx-crash ";
+    /** The worker executable's name, as its command line shows it. */
+    private static final String WORKER_NAME = "proxyso-worker";
 
     private final int threads;
     private final int seconds;
     private final long intervalMillis;
     private final long warmupMillis;
     private final Path pluginsDir;
+    /** Load every key isolated and inject crashes; see the class comment. */
+    private final boolean isolated;
+    private final long crashIntervalMillis;
+    private final Path crashPlugin;
 
     /** The directory below which every snapshot directory is created; known after the load. */
     private Path snapshotBase;
@@ -128,12 +167,22 @@ public final class Soak {
     private final LogTally log = LogTally.install();
 
     private Soak(int threads, int seconds, long intervalMillis, long warmupMillis,
-            Path pluginsDir) {
+            Path pluginsDir, boolean isolated, long crashIntervalMillis, Path crashPlugin) {
         this.threads = threads;
         this.seconds = seconds;
         this.intervalMillis = intervalMillis;
         this.warmupMillis = warmupMillis;
         this.pluginsDir = pluginsDir;
+        this.isolated = isolated;
+        this.crashIntervalMillis = crashIntervalMillis;
+        this.crashPlugin = crashPlugin;
+    }
+
+    /** How every key is loaded: isolated, and {@code model} rolled back on a crash, or not. */
+    private LoadOptions options() {
+        return isolated
+                ? LoadOptions.builder().isolated(true).rollbackOnCrash(true).build()
+                : LoadOptions.defaults();
     }
 
     /**
@@ -144,19 +193,27 @@ public final class Soak {
     public static void main(String[] args) {
         int status;
         try {
-            CommandLine options = CommandLine.of(
+            CommandLine options = new CommandLine(
                     "Soak [--threads N] [--seconds N] [--interval-ms N] [--warmup-ms N] "
-                            + "[--plugins DIR]",
-                    "soak", new String[] {
+                            + "[--plugins DIR] [--isolated [--crash-interval-ms N] "
+                            + "[--crash-plugin FILE]]",
+                    "soak", Arrays.asList(
                         "threads", "seconds", "interval-ms", "warmup-ms", "plugins",
-                    }, args);
+                        "crash-interval-ms", "crash-plugin"),
+                    Arrays.asList("isolated"), args);
+            Path crashPlugin = Paths.get(options.get("crash-plugin",
+                    Paths.get(System.getProperty("proxyso.fixtures.dir", "build/fixtures"))
+                            .resolve("libfx_crash.so").toString()));
             Soak soak = new Soak(
                     options.getInt("threads", 8, 1),
                     options.getInt("seconds", DEFAULT_SECONDS, 1),
                     options.getLong("interval-ms", 5000, 1),
                     options.getLong("warmup-ms", 1000, 0),
                     Paths.get(options.get("plugins",
-                            System.getProperty("proxyso.plugins.dir", "build/plugins"))));
+                            System.getProperty("proxyso.plugins.dir", "build/plugins"))),
+                    options.has("isolated"),
+                    options.getLong("crash-interval-ms", 2000, 1),
+                    crashPlugin);
             status = soak.run() ? 0 : 1;
         } catch (Exception e) {
             System.out.println("soak: could not run: " + e);
@@ -176,6 +233,7 @@ public final class Soak {
             existing(pluginsDir.resolve("libexample_cpp_v1.so")),
             existing(pluginsDir.resolve("libexample_v1.so")),
         };
+        String crashPath = isolated ? existing(crashPlugin) : null;
         Path dir = Files.createTempDirectory("proxyso-soak-");
         Path live = dir.resolve("live.so");
         try {
@@ -187,8 +245,14 @@ public final class Soak {
                     + "%d CPUs, Java %s", threads, KEY, seconds, live, liveFile.inode, CHURN_KEY,
                     Runtime.getRuntime().availableProcessors(),
                     System.getProperty("java.version"));
+            if (isolated) {
+                say("isolated: every key runs in %s worker processes, '%s' rolled back on a "
+                        + "crash; every %d ms a crash is injected: '%s' replaced by %s, its "
+                        + "method 'segv' called, and the rollback awaited", WORKER_NAME, KEY,
+                        crashIntervalMillis, KEY, crashPath);
+            }
 
-            ProxySo.load(KEY, live.toString());
+            ProxySo.load(KEY, live.toString(), options());
             LibraryInfo info = ProxySo.info(KEY);
             snapshotBase = Paths.get(info.getSnapshotPath()).getParent().getParent();
             say("loaded '%s' gen %d (%s %s) from snapshot %s; plugin copies are counted below %s",
@@ -196,13 +260,13 @@ public final class Soak {
                     info.getSnapshotPath(), snapshotBase.resolve("proxyso-*"));
             Figures start = Figures.take(snapshotBase, true);
 
-            Phase warmup = new Phase(liveFile, churnPaths);
+            Phase warmup = new Phase(liveFile, churnPaths, crashPath);
             warmup.run(warmupMillis, 0);
             settle();
             Figures baseline = Figures.take(snapshotBase, true);
             say("warm-up: %d ms, %s", warmupMillis, warmup.counters());
 
-            Phase soak = new Phase(liveFile, churnPaths);
+            Phase soak = new Phase(liveFile, churnPaths, crashPath);
             long started = System.nanoTime();
             soak.run(seconds * 1000L, intervalMillis);
             double elapsed = (System.nanoTime() - started) / 1e9;
@@ -214,6 +278,13 @@ public final class Soak {
             say("done: %.1f s, %d calling threads", elapsed, threads);
             say("  calls made        %,d (%,.0f/s)", soak.calls.sum(), soak.calls.sum() / elapsed);
             say("  calls failed      %,d", soak.failedCalls.sum());
+            if (isolated) {
+                say("  calls crashed     %,d (PluginCrashedException from the crash fixture, "
+                        + "SIGSEGV)", soak.crashedCalls.sum());
+                say("  crashes injected  %,d, rolled back %,d, failed %d",
+                        soak.injectedCrashes.sum(), soak.rolledBack.sum(),
+                        soak.failedCrashes.sum());
+            }
             say("  answers from v1   %,d", soak.v1.sum());
             say("  answers from v2   %,d", soak.v2.sum());
             say("  replacements      %,d (%,.0f/s), failed %d", soak.replacements.sum(),
@@ -236,6 +307,11 @@ public final class Soak {
             row("threads", start.threads, baseline.threads, end.threads, "");
             row("  without GC/JIT workers", start.ownThreads(), baseline.ownThreads(),
                     end.ownThreads(), "");
+            if (isolated) {
+                row("worker processes", start.workers.size(), baseline.workers.size(),
+                        end.workers.size(), "");
+                row("shared regions mapped", start.regions, baseline.regions, end.regions, "");
+            }
             row("RSS", start.rssKiB, baseline.rssKiB, end.rssKiB, " KiB");
             row("  native heap trimmed", start.trimmedRssKiB, baseline.trimmedRssKiB,
                     end.trimmedRssKiB, " KiB");
@@ -249,6 +325,18 @@ public final class Soak {
             goal(closed && unloaded.mappedCopies.isEmpty() && unloaded.copyFds.isEmpty(),
                     "no plugin copy mapped once '" + KEY + "' is unloaded too", "%d %s, open %s",
                     unloaded.mappedCopies.size(), unloaded.mappedCopies, unloaded.copyFds);
+            if (isolated) {
+                // The monitor reaps a worker a moment after it ends.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                while ((!unloaded.workers.isEmpty() || unloaded.regions != 0)
+                        && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                    unloaded = Figures.take(snapshotBase, false);
+                }
+                goal(unloaded.workers.isEmpty() && unloaded.regions == 0,
+                        "no worker and no shared region once '" + KEY + "' is unloaded too",
+                        "workers %s, %d regions mapped", unloaded.workers, unloaded.regions);
+            }
 
             if (goalFailures.isEmpty()) {
                 say("soak: PASSED");
@@ -263,39 +351,75 @@ public final class Soak {
     }
 
     private void checkGoals(Phase soak, LibraryInfo last, Figures baseline, Figures end) {
-        goal(soak.failedCalls.sum() == 0, "no call failed", "%,d of %,d",
-                soak.failedCalls.sum(), soak.calls.sum());
+        if (isolated) {
+            goal(soak.failedCalls.sum() == 0, "no wrong answer (every call answered correctly "
+                    + "or threw PluginCrashedException from a crash injected on purpose)",
+                    "%,d of %,d (%,d threw PluginCrashedException from the crash fixture)",
+                    soak.failedCalls.sum(), soak.calls.sum(), soak.crashedCalls.sum());
+            goal(soak.injectedCrashes.sum() > 0 && soak.failedCrashes.sum() == 0
+                    && soak.rolledBack.sum() == soak.injectedCrashes.sum(),
+                    "every injected crash threw PluginCrashedException (SIGSEGV) and rolled back",
+                    "%d injected, %d rolled back, %d failed", soak.injectedCrashes.sum(),
+                    soak.rolledBack.sum(), soak.failedCrashes.sum());
+        } else {
+            goal(soak.failedCalls.sum() == 0, "no call failed", "%,d of %,d",
+                    soak.failedCalls.sum(), soak.calls.sum());
+        }
         goal(soak.failedReplacements.sum() == 0 && soak.failedChurn.sum() == 0,
                 "no replace, load or unload failed", "%d replacements, %d churn cycles failed",
                 soak.failedReplacements.sum(), soak.failedChurn.sum());
         goal(soak.v1.sum() > 0 && soak.v2.sum() > 0, "both versions answered", "v1 %,d, v2 %,d",
                 soak.v1.sum(), soak.v2.sum());
+        long minReplacements = isolated ? MIN_ISOLATED_REPLACEMENTS : MIN_REPLACEMENTS;
         if (seconds >= DEFAULT_SECONDS) {
-            goal(soak.replacements.sum() >= MIN_REPLACEMENTS,
-                    String.format(Locale.ROOT, "%,d or more replacements", MIN_REPLACEMENTS),
+            goal(soak.replacements.sum() >= minReplacements,
+                    String.format(Locale.ROOT, "%,d or more replacements%s", minReplacements,
+                            isolated ? " (each starts a worker process)" : ""),
                     "%,d", soak.replacements.sum());
             goal(soak.calls.sum() >= MIN_CALLS,
                     String.format(Locale.ROOT, "%,d or more calls", MIN_CALLS), "%,d",
                     soak.calls.sum());
         } else {
             say("SKIP %,d or more replacements and %,d or more calls: checked only for runs of "
-                    + "%d s or longer, this one ran %d s", MIN_REPLACEMENTS, MIN_CALLS,
+                    + "%d s or longer, this one ran %d s", minReplacements, MIN_CALLS,
                     DEFAULT_SECONDS, seconds);
         }
-        goal(end.copyFds.equals(end.mappedCopies),
-                "descriptors of plugin copies: only the mapped ones", "%s (mapped: %s)",
-                end.copyFds, end.mappedCopies);
-        goal(end.mappedCopies.size() == 1 && end.mappedCopies.contains(last.getSnapshotPath()),
-                "mapped plugin copies back to the live count", "%d (live: '%s' gen %d) %s",
-                end.mappedCopies.size(), KEY, last.getGeneration(), end.mappedCopies);
+        if (isolated) {
+            goal(end.copyFds.size() == 1 && end.copyFds.contains(last.getSnapshotPath()),
+                    "descriptors of plugin copies: the live version's only (its worker's "
+                    + "restarts load it)", "%s (live: '%s' gen %d, %s)", end.copyFds, KEY,
+                    last.getGeneration(), last.getSnapshotPath());
+            goal(end.mappedCopies.isEmpty(), "no plugin copy mapped into the JVM", "%d %s",
+                    end.mappedCopies.size(), end.mappedCopies);
+            goal(end.workers.size() == baseline.workers.size() && end.workers.size() == 1,
+                    "worker processes back to the baseline", "%d -> %d %s (live: pid %d)",
+                    baseline.workers.size(), end.workers.size(), end.workers,
+                    last.getWorkerPid());
+            goal(end.regions == baseline.regions, "shared regions mapped back to the baseline",
+                    "%d -> %d", baseline.regions, end.regions);
+        } else {
+            goal(end.copyFds.equals(end.mappedCopies),
+                    "descriptors of plugin copies: only the mapped ones", "%s (mapped: %s)",
+                    end.copyFds, end.mappedCopies);
+            goal(end.mappedCopies.size() == 1
+                    && end.mappedCopies.contains(last.getSnapshotPath()),
+                    "mapped plugin copies back to the live count", "%d (live: '%s' gen %d) %s",
+                    end.mappedCopies.size(), KEY, last.getGeneration(), end.mappedCopies);
+        }
         goal(last.getPinnedVersions() == 0, "no retired version pinned", "%d of %d",
                 last.getPinnedVersions(), last.getRetiredVersions());
         // By identity, not by count: the JVM opens and closes descriptors of its own (a cgroup
         // file, a jar) during a run; a leak is a descriptor that is open now and was not then.
-        Map<String, String> opened = Figures.added(baseline.fds, end.fds);
-        goal(opened.isEmpty(), "no file descriptor open that was not open at the baseline",
+        // Each worker the JVM talks to has pipes (and a pidfd and a region) of its own: a new
+        // worker after a replace holds the same kinds, in new pipes, perhaps at other numbers.
+        Map<String, String> opened = isolated
+                ? Figures.addedKinds(baseline.fds, end.fds)
+                : Figures.added(baseline.fds, end.fds);
+        goal(opened.isEmpty(), "no file descriptor open that was not open at the baseline"
+                + (isolated ? " (pipes counted by kind)" : ""),
                 "%d -> %d, %d new%s", baseline.fds.size(), end.fds.size(), opened.size(),
-                Figures.difference(baseline.fds, end.fds));
+                isolated ? (opened.isEmpty() ? "" : "; new: " + opened)
+                        : Figures.difference(baseline.fds, end.fds));
         goal(end.ownThreads() == baseline.ownThreads(),
                 "threads back to the baseline (without the JVM's GC and JIT workers)",
                 "%d -> %d (all threads: %d -> %d)%s", baseline.ownThreads(), end.ownThreads(),
@@ -371,13 +495,20 @@ public final class Soak {
         final LongAdder failedReplacements = new LongAdder();
         final LongAdder churnCycles = new LongAdder();
         final LongAdder failedChurn = new LongAdder();
+        /** Calls that threw PluginCrashedException from the crash fixture (isolated only). */
+        final LongAdder crashedCalls = new LongAdder();
+        final LongAdder injectedCrashes = new LongAdder();
+        final LongAdder rolledBack = new LongAdder();
+        final LongAdder failedCrashes = new LongAdder();
+        private final String crashPath;
         final ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<String>();
         private final AtomicInteger failuresKept = new AtomicInteger();
         private volatile boolean stopping;
 
-        Phase(LiveFile live, String[] churnPaths) {
+        Phase(LiveFile live, String[] churnPaths, String crashPath) {
             this.live = live;
             this.churnPaths = churnPaths;
+            this.crashPath = crashPath;
         }
 
         /** Runs for the given time, printing the counters every interval (0: never). */
@@ -457,6 +588,15 @@ public final class Soak {
                         failedCalls.increment();
                         record("wrong answer to " + input + ": " + answer);
                     }
+                } catch (PluginCrashedException e) {
+                    // Passes only for a crash injected on purpose: the crash fixture, SIGSEGV.
+                    if (isolated && e.getSignal() == SIGSEGV
+                            && e.getMessage().contains(CRASH_PLUGIN_NAME)) {
+                        crashedCalls.increment();
+                    } else {
+                        failedCalls.increment();
+                        record("call " + input + ": " + e);
+                    }
                 } catch (RuntimeException | Error e) {
                     failedCalls.increment();
                     record("call " + input + ": " + e);
@@ -467,15 +607,69 @@ public final class Soak {
         /** The replacing thread: overwrite the one file in place, replace from it, repeat. */
         private void replace() {
             String path = live.path.toString();
+            LoadOptions options = options();
+            long interval = TimeUnit.MILLISECONDS.toNanos(crashIntervalMillis);
+            long nextCrash = System.nanoTime() + interval;
             while (!stopping) {
                 try {
+                    if (isolated && System.nanoTime() >= nextCrash) {
+                        injectCrash(options);
+                        nextCrash = System.nanoTime() + interval;
+                        continue;
+                    }
                     live.flip();
-                    ProxySo.replace(KEY, path);
+                    ProxySo.replace(KEY, path, options);
                     replacements.increment();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
                 } catch (IOException | RuntimeException | Error e) {
                     failedReplacements.increment();
                     record("replace: " + e);
                 }
+            }
+        }
+
+        /**
+         * Replaces {@code model} by the crash fixture, crashes its worker with a call of
+         * {@code segv}, and waits until the crash within the probation rolled the key back to
+         * the example version it replaced.
+         */
+        private void injectCrash(LoadOptions options) throws InterruptedException {
+            long crashed = ProxySo.replace(KEY, crashPath, options);
+            try {
+                String answer = ProxySo.call(KEY, "segv", "");
+                failedCrashes.increment();
+                record("'segv' of generation " + crashed + " answered: " + answer);
+                return;
+            } catch (PluginCrashedException e) {
+                if (e.getSignal() != SIGSEGV) {
+                    failedCrashes.increment();
+                    record("'segv' of generation " + crashed + ": " + e);
+                    return;
+                }
+                injectedCrashes.increment();
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(ROLLBACK_WAIT_SECONDS);
+            while (true) {
+                LibraryInfo info = ProxySo.info(KEY);
+                if (info.getGeneration() > crashed) {
+                    if ("example".equals(info.getName())) {
+                        rolledBack.increment();
+                    } else {
+                        failedCrashes.increment();
+                        record("after the crash of generation " + crashed + ", generation "
+                                + info.getGeneration() + " serves " + info.getName());
+                    }
+                    return;
+                }
+                if (System.nanoTime() >= deadline) {
+                    failedCrashes.increment();
+                    record("generation " + crashed + " crashed and was not rolled back within "
+                            + ROLLBACK_WAIT_SECONDS + " s");
+                    return;
+                }
+                Thread.sleep(5);
             }
         }
 
@@ -485,7 +679,7 @@ public final class Soak {
                 String path = churnPaths[i % churnPaths.length];
                 boolean loaded = false;
                 try {
-                    ProxySo.load(CHURN_KEY, path);
+                    ProxySo.load(CHURN_KEY, path, options());
                     loaded = true;
                     String input = "churn-" + i;
                     String answer = ProxySo.call(CHURN_KEY, input);
@@ -612,6 +806,10 @@ public final class Soak {
         final Map<String, String> fds = new TreeMap<String, String>();
         /** The private copies that open descriptors name (each mapped version keeps one). */
         final TreeSet<String> copyFds = new TreeSet<String>();
+        /** The {@code proxyso-worker} child processes of this JVM, by pid. */
+        final TreeSet<Integer> workers = new TreeSet<Integer>();
+        /** Mappings of the shared regions the JVM talks to workers through. */
+        long regions;
         /** Thread id to name. */
         final Map<String, String> threadNames = new TreeMap<String, String>();
         /** Resident KiB of each mapping of {@code /proc/self/smaps}, by start address and file. */
@@ -639,6 +837,10 @@ public final class Soak {
                 // The path is the last column, the only one that starts with '/'.
                 int at = line.indexOf('/');
                 if (at < 0) {
+                    continue;
+                }
+                if (line.substring(at).startsWith("/memfd:proxyso-region")) {
+                    figures.regions++;
                     continue;
                 }
                 Path file = Paths.get(line.substring(at).replace(" (deleted)", ""));
@@ -706,7 +908,45 @@ public final class Soak {
                 }
             }
             figures.threads = status().get("Threads");
+            figures.workers.addAll(workers());
             return figures;
+        }
+
+        /**
+         * The {@code proxyso-worker} processes whose parent is this JVM: every process of
+         * {@code /proc} whose {@code stat} names this one as its parent and whose command line
+         * starts with the worker's path.
+         */
+        static List<Integer> workers() throws IOException {
+            String self = Files.readSymbolicLink(Paths.get("/proc/self")).toString();
+            List<Integer> found = new ArrayList<Integer>();
+            try (DirectoryStream<Path> all = Files.newDirectoryStream(Paths.get("/proc"),
+                    "[0-9]*")) {
+                for (Path process : all) {
+                    String stat;
+                    byte[] command;
+                    try {
+                        stat = new String(Files.readAllBytes(process.resolve("stat")),
+                                StandardCharsets.UTF_8);
+                        command = Files.readAllBytes(process.resolve("cmdline"));
+                    } catch (IOException e) {
+                        // It ended while the list was read.
+                        continue;
+                    }
+                    // "pid (comm) state ppid ...": the command name may hold spaces.
+                    String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                    int end = 0;
+                    while (end < command.length && command[end] != 0) {
+                        end++;
+                    }
+                    String argv0 = new String(command, 0, end, StandardCharsets.UTF_8);
+                    if (fields.length > 1 && fields[1].equals(self)
+                            && argv0.endsWith(WORKER_NAME)) {
+                        found.add(Integer.valueOf(process.getFileName().toString()));
+                    }
+                }
+            }
+            return found;
         }
 
         /** {@code Threads} and {@code VmRSS} (in KiB) of {@code /proc/self/status}. */
@@ -810,6 +1050,37 @@ public final class Soak {
                 }
             }
             return added;
+        }
+
+        /**
+         * The descriptors of {@code after} beyond those of {@code before}, compared by what they
+         * point at rather than by number, pipes and sockets by kind ({@code pipe:[123]} and
+         * {@code pipe:[456]} are alike): each worker holds pipes of its own, and a worker started
+         * after the baseline holds new ones, perhaps at other numbers.
+         */
+        static Map<String, String> addedKinds(Map<String, String> before,
+                Map<String, String> after) {
+            Map<String, Integer> left = new TreeMap<String, Integer>();
+            for (String target : before.values()) {
+                String kind = kind(target);
+                Integer n = left.get(kind);
+                left.put(kind, n == null ? 1 : n + 1);
+            }
+            Map<String, String> added = new TreeMap<String, String>();
+            for (Map.Entry<String, String> entry : after.entrySet()) {
+                String kind = kind(entry.getValue());
+                Integer n = left.get(kind);
+                if (n == null || n == 0) {
+                    added.put(entry.getKey(), entry.getValue());
+                } else {
+                    left.put(kind, n - 1);
+                }
+            }
+            return added;
+        }
+
+        private static String kind(String target) {
+            return target.replaceFirst("^(pipe|socket):\\[\\d+\\]$", "$1:[]");
         }
 
         /** What was added to or removed from a map of descriptors or threads, for a FAIL line. */
