@@ -332,6 +332,31 @@ pub mod log_record {
     }
 }
 
+/// How long each side spins for the other before it sleeps: a little longer than the wait
+/// usually is, when that is short enough to be worth a core, so that back-to-back calls, and
+/// calls of up to a millisecond, cost no wake-up (on an idle machine a wake-up costs tens of
+/// microseconds); otherwise briefly. Spinning yields the core now and then.
+pub mod spin {
+    use std::time::Duration;
+
+    /// The longest wait worth spinning for.
+    pub const MAX: Duration = Duration::from_millis(1);
+
+    /// The spin for a wait that typically takes `typical_nanos`, at least `least`.
+    pub fn budget(typical_nanos: u64, least: Duration) -> Duration {
+        let typical = Duration::from_nanos(typical_nanos);
+        if typical > MAX {
+            return least;
+        }
+        (typical + typical / 4).clamp(least, MAX)
+    }
+
+    /// The typical wait after one more of `observed_nanos`: a moving average.
+    pub fn learn(typical_nanos: u64, observed_nanos: u64) -> u64 {
+        (typical_nanos.saturating_mul(7) / 8).saturating_add(observed_nanos / 8)
+    }
+}
+
 /// Futex waits and wakes on a word both processes map (not `FUTEX_PRIVATE_FLAG`).
 pub mod futex {
     use super::*;
@@ -406,6 +431,20 @@ mod tests {
         let (_, _, text, used) = log_record::decode(&bytes).unwrap();
         assert_eq!(used, bytes.len());
         assert!(text.len() <= log_record::MAX_TEXT && long.starts_with(&text));
+    }
+
+    #[test]
+    fn spinning_follows_short_waits_and_gives_up_on_long_ones() {
+        let least = Duration::from_micros(20);
+        assert_eq!(spin::budget(0, least), least);
+        assert_eq!(spin::budget(400_000, least), Duration::from_micros(500));
+        assert_eq!(spin::budget(900_000, least), spin::MAX);
+        assert_eq!(spin::budget(50_000_000, least), least);
+        let mut typical = 0;
+        for _ in 0..64 {
+            typical = spin::learn(typical, 300_000);
+        }
+        assert!((290_000..=300_000).contains(&typical), "{typical}");
     }
 
     #[test]

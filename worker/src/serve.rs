@@ -16,11 +16,12 @@ use proxyso_core::isolated::region::Region;
 use proxyso_core::log;
 use proxyso_core::plugin::{FixedFailure, LoadOptions, Plugin};
 use proxyso_core::protocol::{
-    LIBRARY_FD, LOG_FD, REGION_FD, exit, futex, info, log_record, region,
+    LIBRARY_FD, LOG_FD, REGION_FD, exit, futex, info, log_record, region, spin,
 };
 use proxyso_core::snapshot::Snapshot;
 
-/// How long a slot's thread spins for the next request before it sleeps.
+/// How long a slot's thread spins for the next request at least before it sleeps (longer when
+/// the host typically asks again within a millisecond: `protocol::spin`).
 const WORKER_SPIN: Duration = Duration::from_micros(50);
 /// Each serving thread's stack: what the plugin's methods run on (and what the memory limit
 /// leaves room for).
@@ -103,8 +104,13 @@ fn serve_slot(region: &Region, index: usize) -> ! {
     // The host counts requests from 0 in a new region; its first may already be there (it
     // may call as soon as the start is answered, before this thread runs).
     let mut last = 0;
+    // How long the host typically takes between an answer and its next request.
+    let mut typical_gap = 0;
     loop {
-        let request = await_request(slot, last);
+        let replied = Instant::now();
+        let request = await_request(slot, last, spin::budget(typical_gap, WORKER_SPIN));
+        let gap = u64::try_from(replied.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        typical_gap = spin::learn(typical_gap, gap);
         last = request;
         serve_one(region, index);
         slot.reply.store(request, Ordering::SeqCst);
@@ -114,9 +120,10 @@ fn serve_slot(region: &Region, index: usize) -> ! {
     }
 }
 
-/// Waits until the host bumps the slot's request past `last`; returns the new one.
-fn await_request(slot: &region::Slot, last: u32) -> u32 {
-    let spin_until = Instant::now() + WORKER_SPIN;
+/// Waits until the host bumps the slot's request past `last`, spinning up to `spin` first;
+/// returns the new one.
+fn await_request(slot: &region::Slot, last: u32, spin: Duration) -> u32 {
+    let spin_until = Instant::now() + spin;
     let mut spins = 0u32;
     loop {
         let request = slot.request.load(Ordering::Acquire);

@@ -14,12 +14,13 @@ use crate::host::FixedOutput;
 use crate::log;
 use crate::plugin::CallFailure;
 use crate::preflight::Worker;
-use crate::protocol::{self, futex, info, log_record, region};
+use crate::protocol::{self, futex, info, log_record, region, spin};
 
 use super::region::Region;
 use super::spawner;
 
-/// How long a caller spins for the answer before it sleeps on the futex.
+/// How long a caller spins for the answer at least before it sleeps on the futex (longer for
+/// calls that typically answer within a millisecond: `protocol::spin`).
 const HOST_SPIN: Duration = Duration::from_micros(20);
 /// The longest sleep between checks of the worker's life and the deadline.
 const SLICE: Duration = Duration::from_millis(50);
@@ -150,6 +151,8 @@ pub struct Instance {
     freed: Condvar,
     /// The host's own count of requests per slot (the region's copy is not trusted).
     requests: Box<[AtomicU32]>,
+    /// How long a call typically takes to answer, nanoseconds: how long callers spin.
+    typical: AtomicU64,
     death: OnceLock<Arc<Death>>,
     dead: AtomicBool,
     /// Set once its plugin answered the start.
@@ -246,6 +249,7 @@ impl Instance {
             free: Mutex::new((0..slots).rev().collect()),
             freed: Condvar::new(),
             requests: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            typical: AtomicU64::new(0),
             death: OnceLock::new(),
             dead: AtomicBool::new(false),
             serving: AtomicBool::new(false),
@@ -461,11 +465,19 @@ impl Instance {
         timeout: Option<Duration>,
     ) -> Result<(), Fail> {
         let slot = self.region.slot(index);
-        let spin_until = Instant::now() + HOST_SPIN;
+        let started = Instant::now();
+        let spin_until = started + spin::budget(self.typical.load(Ordering::Relaxed), HOST_SPIN);
         let mut spins = 0u32;
+        let answered = || {
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let typical = self.typical.load(Ordering::Relaxed);
+            self.typical
+                .store(spin::learn(typical, nanos), Ordering::Relaxed);
+            Ok(())
+        };
         loop {
             if slot.reply.load(Ordering::Acquire) == request {
-                return Ok(());
+                return answered();
             }
             spins = spins.wrapping_add(1);
             if spins % 64 == 0 {
@@ -481,7 +493,7 @@ impl Instance {
             slot.host_waiting.store(1, Ordering::SeqCst);
             let seen = slot.reply.load(Ordering::SeqCst);
             if seen == request {
-                return Ok(());
+                return answered();
             }
             if let Some(death) = self.death.get() {
                 return Err(Fail::Dead(Arc::clone(death)));
