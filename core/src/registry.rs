@@ -523,13 +523,16 @@ impl Registry {
         let version = slot.current.load_full()?;
         let plugin = version.plugin();
         let generation_stats = version.generation_stats();
-        let generations = std::iter::once(Arc::clone(generation_stats))
-            .chain(slot.stats.draining_generations())
-            .map(|g| GenerationInfo {
+        // Read once: a call that begins meanwhile is in both the generation's figures and the
+        // key's totals, or in neither.
+        let (figures, totals) = slot.stats.figures(generation_stats);
+        let generations = figures
+            .into_iter()
+            .map(|(g, counts)| GenerationInfo {
                 generation: g.generation,
                 sha256: g.sha256.get(),
                 load_nanos: g.load_nanos,
-                counts: g.calls.counts(),
+                counts,
                 crashes: g.crashes.load(Ordering::Relaxed),
             })
             .collect();
@@ -562,7 +565,7 @@ impl Registry {
             destroys_running: slot.stats.destroys_running(),
             slow_destroys: slot.stats.slow_destroys(),
             sha256: generation_stats.sha256.get(),
-            totals: slot.stats.totals(Some(generation_stats)),
+            totals,
             replacements: slot.stats.replacements(),
             rollbacks: slot.stats.rollbacks(),
             last_error: slot.stats.last_error(),

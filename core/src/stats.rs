@@ -392,6 +392,25 @@ impl KeyStats {
         self.lock().draining.iter().rev().cloned().collect()
     }
 
+    /// One consistent reading: `serving`, then the draining generations newest first, each
+    /// with its counts, and the key's totals made of those very counts and the closed ones'.
+    pub fn figures(
+        &self,
+        serving: &Arc<GenerationStats>,
+    ) -> (Vec<(Arc<GenerationStats>, Counts)>, Counts) {
+        let inner = self.lock();
+        let mut totals = inner.closed;
+        let generations: Vec<_> = std::iter::once(Arc::clone(serving))
+            .chain(inner.draining.iter().rev().cloned())
+            .map(|g| {
+                let counts = g.calls.counts();
+                totals.add(&counts);
+                (g, counts)
+            })
+            .collect();
+        (generations, totals)
+    }
+
     /// The key's totals: closed generations, draining ones, and `serving`.
     pub fn totals(&self, serving: Option<&GenerationStats>) -> Counts {
         let inner = self.lock();
@@ -538,5 +557,23 @@ mod tests {
         let totals = key.totals(Some(&serving));
         assert_eq!((totals.calls, totals.failed), (3, 1));
         assert_eq!(key.retired(), 1);
+    }
+
+    #[test]
+    fn figures_are_one_reading_of_the_generations_and_the_totals() {
+        let key = KeyStats::default();
+        let old = Arc::new(GenerationStats::new(1, Digest::ready([0; 32]), 5, false));
+        let in_old = old.calls.begin();
+        key.draining(Arc::clone(&old));
+        let serving = Arc::new(GenerationStats::new(2, Digest::ready([0; 32]), 5, false));
+        let in_serving = serving.calls.begin();
+        let (generations, totals) = key.figures(&serving);
+        let numbers: Vec<u64> = generations.iter().map(|(g, _)| g.generation).collect();
+        assert_eq!(numbers, [2, 1], "the serving generation first");
+        let in_flight: Vec<u64> = generations.iter().map(|(_, c)| c.in_flight).collect();
+        assert_eq!(in_flight, [1, 1]);
+        assert_eq!(totals.in_flight, in_flight.iter().sum::<u64>());
+        in_old.end(false);
+        in_serving.end(false);
     }
 }
