@@ -437,7 +437,9 @@ impl Tail {
     /// Reads what the (non-blocking) pipe holds now; false once it reached the end.
     pub fn drain(&mut self, fd: &OwnedFd) -> bool {
         let mut buf = [0u8; 4096];
-        loop {
+        // At most 256 KiB a call: a child (or what it started) that writes without end cannot
+        // keep the caller here; the pipe stays readable for the next call.
+        for _ in 0..64 {
             // SAFETY: reads at most `buf.len()` bytes into `buf` from an open descriptor.
             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             match n {
@@ -460,6 +462,7 @@ impl Tail {
                 }
             }
         }
+        true
     }
 
     /// The tail as text, trimmed, with "..." in front when it was cut.

@@ -133,6 +133,9 @@ pub mod region {
     pub const READY: u32 = 1;
     /// `Header::state` when the load failed; the message is in slot 0's window.
     pub const FAILED: u32 = 2;
+    /// `Header::state` once the worker set itself up and runs plugin code (`dlopen`, `init`):
+    /// from here an exit code is the plugin's, not one of the worker's own.
+    pub const LOADING: u32 = 3;
 
     /// `Slot::status`: the method succeeded; the output is `output_len` bytes.
     pub const OK: u32 = 0;
@@ -163,7 +166,7 @@ pub mod region {
         /// The address-space limit the worker sets on itself once it has mapped the region,
         /// in bytes beyond what it uses at that point; 0 for none.
         pub memory_limit: u64,
-        /// [`STARTING`], [`READY`] or [`FAILED`]; a futex word the host waits on.
+        /// [`STARTING`], [`LOADING`], [`READY`] or [`FAILED`]; a futex word the host waits on.
         pub state: AtomicU32,
         /// The length of the answer ([`READY`]) or message ([`FAILED`]) in slot 0's window.
         pub answer_len: AtomicU64,

@@ -351,6 +351,12 @@ impl Registry {
     /// `replace`; the version rolled back from is not kept, so a second rollback goes one
     /// step further back. If loading fails, nothing changes.
     pub fn rollback(&self, key: &str) -> Result<u64, Error> {
+        self.rollback_from(key, None)
+    }
+
+    /// `rollback`; with `only_from`, only while that generation still serves (checked again
+    /// at the swap: a replace meanwhile wins, and the previous version stays kept).
+    fn rollback_from(&self, key: &str, only_from: Option<u64>) -> Result<u64, Error> {
         check_key(key)?;
         let slot = self.slot(key)?;
         let Some(origin) = lock(&slot.history).pop() else {
@@ -393,7 +399,12 @@ impl Registry {
                 return Err(error);
             }
         };
-        self.swap_in(&slot, plugin, load_nanos, Swap::Rollback { origin })
+        self.swap_in(
+            &slot,
+            plugin,
+            load_nanos,
+            Swap::Rollback { origin, only_from },
+        )
     }
 
     /// Puts a freshly opened plugin into service as the next generation of `slot`'s key and
@@ -417,13 +428,32 @@ impl Registry {
                 key: slot.key.to_string(),
             });
         }
+        if let Swap::Rollback {
+            origin,
+            only_from: Some(from),
+        } = &swap
+        {
+            let serving = slot.current.load_full().map(|v| v.generation());
+            if serving != Some(*from) {
+                drop(generation);
+                drop(plugin);
+                lock(&slot.history).restore(Arc::clone(origin));
+                return Err(Error::InvalidOption {
+                    key: slot.key.to_string(),
+                    reason: format!(
+                        "no rollback from generation {from}: generation {} serves now",
+                        serving.unwrap_or(0)
+                    ),
+                });
+            }
+        }
         *generation += 1;
         let new_generation = *generation;
         let origin = match &swap {
             Swap::Replace { path, options, .. } => {
                 origin(path, new_generation, options, &mut plugin)
             }
-            Swap::Rollback { origin } => Arc::clone(origin),
+            Swap::Rollback { origin, .. } => Arc::clone(origin),
         };
         let version = self.version(
             &slot.key,
@@ -435,7 +465,7 @@ impl Registry {
         );
         let message = match &swap {
             Swap::Replace { .. } => describe_load("replaced by", &version),
-            Swap::Rollback { origin } => format!(
+            Swap::Rollback { origin, .. } => format!(
                 "rolled back to the version of generation {} ({}, sha256 {})",
                 origin.generation,
                 origin.source,
@@ -696,9 +726,10 @@ impl Registry {
             Arc::clone(stats),
         );
         if let Some(isolated) = version.plugin().isolated() {
+            // A first load has nothing to roll back to: no probation.
             isolated
                 .remote()
-                .in_service(self.crash_hook(key, &version, stats));
+                .in_service(self.crash_hook(key, &version, stats), generation > 1);
         }
         version
     }
@@ -716,10 +747,12 @@ impl Registry {
         let key = Arc::clone(key);
         let generation_stats = Arc::clone(version.generation_stats());
         let key_stats = Arc::clone(stats);
+        // One rollback a version, however many times its workers die meanwhile.
+        let rolling = std::sync::atomic::AtomicBool::new(false);
         Box::new(move |_death, in_probation| {
             generation_stats.crashes.fetch_add(1, Ordering::Relaxed);
             key_stats.crashed();
-            if !in_probation {
+            if !in_probation || rolling.swap(true, Ordering::AcqRel) {
                 return;
             }
             let inner = inner.clone();
@@ -754,7 +787,7 @@ impl Registry {
         if serving != Some(generation) {
             return;
         }
-        match self.rollback(key) {
+        match self.rollback_from(key, Some(generation)) {
             Ok(now) => {
                 let reason = format!(
                     "rolled back from generation {generation}, whose worker crashed within its \
@@ -845,7 +878,11 @@ enum Swap<'a, 'o> {
         keep: usize,
     },
     /// A previous version again, from its kept copy; the version rolled back from is dropped.
-    Rollback { origin: Arc<Origin> },
+    /// With `only_from`, only while that generation serves.
+    Rollback {
+        origin: Arc<Origin>,
+        only_from: Option<u64>,
+    },
 }
 
 /// Logs a failed load, replace or rollback, and passes the error on.

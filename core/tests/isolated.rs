@@ -355,3 +355,62 @@ fn the_memory_limit_makes_a_greedy_call_a_crash_of_the_worker() {
     assert!(err.to_string().contains("out of memory"), "{err}");
     assert_eq!(call(&r, "k", "echo", "after").unwrap(), "after");
 }
+
+#[test]
+fn waiting_for_a_free_slot_is_not_counted_against_the_call_timeout() {
+    let w = worker();
+    let (r, _dir) = registry();
+    let limits = Isolation {
+        call_timeout: Some(Duration::from_millis(1000)),
+        ..Isolation::default()
+    };
+    r.load_with("k", &crash_plugin(), &isolated(&w, limits))
+        .unwrap();
+    // More calls than the worker has slots (twice the cores, at least 4), each 600 ms: the
+    // last ones wait for a slot, then run well within their own second.
+    let slots = (std::thread::available_parallelism().map_or(4, usize::from) * 2).clamp(4, 64);
+    let r = Arc::new(r);
+    let callers: Vec<_> = (0..slots + 2)
+        .map(|_| {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || call(&r, "k", "sleep", "600"))
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.join().unwrap().unwrap(), "slept");
+    }
+    assert_eq!(r.info("k").unwrap().crashes, 0);
+}
+
+#[test]
+fn a_version_that_crashes_twice_in_its_probation_rolls_back_once() {
+    let w = worker();
+    let (r, _dir) = registry();
+    let p = plugins();
+    let limits = Isolation {
+        rollback_on_crash: true,
+        ..Isolation::default()
+    };
+    let options = LoadOptions {
+        keep_versions: Some(2),
+        ..isolated(&w, limits)
+    };
+    let v1 = p.example_v1().to_string_lossy().into_owned();
+    r.load_with("k", &v1, &options).unwrap();
+    r.replace_with("k", &v1, &options).unwrap();
+    r.replace_with("k", &crash_plugin(), &options).unwrap();
+    // Two crashes before the rollback can have finished.
+    let _ = call(&r, "k", "segv", "");
+    let _ = call(&r, "k", "segv", "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.info("k").unwrap().generation < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let info = r.info("k").unwrap();
+    assert_eq!((info.generation, info.rollbacks), (4, 1), "{info:?}");
+    assert_eq!(info.name, "example");
+    // Generation 2 serves again as 4; generation 1 is still kept.
+    assert_eq!(info.previous.len(), 1, "{info:?}");
+    assert_eq!(info.previous[0].generation, 1);
+}

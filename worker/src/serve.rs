@@ -32,6 +32,12 @@ const STACK_BYTES: usize = 8 << 20;
 static mut PLUGIN: Option<Plugin> = None;
 
 pub fn serve(source: &str) -> ! {
+    // A panic on a serving thread would end that thread alone, and the call in its slot would
+    // wait for ever: the worker ends instead, and its calls get its death.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("proxyso-worker: {info}");
+        crate::leave(exit::PANICKED);
+    }));
     // SAFETY: descriptor 5 is the region the host handed over (or nothing, which `map` refuses).
     let region_file = unsafe { File::from_raw_fd(REGION_FD) };
     let region = match Region::map(region_file) {
@@ -57,6 +63,11 @@ pub fn serve(source: &str) -> ! {
         allow_signal_handlers: true,
         ..LoadOptions::config(&config)
     };
+    // From here on an exit is the plugin's (a constructor's or init's), not the worker's own.
+    region
+        .header()
+        .state
+        .store(region::LOADING, Ordering::Release);
     match Plugin::open_snapshot(&snapshot, Path::new(source), &options, "isolated") {
         Ok(plugin) => {
             let answer = info::encode(&info::Info {
@@ -67,21 +78,25 @@ pub fn serve(source: &str) -> ! {
             });
             // SAFETY: set before any serving thread starts; read-only until shutdown.
             unsafe { PLUGIN = Some(plugin) };
+            // Every serving thread runs before the host hears "ready": a thread that cannot
+            // start is this worker's failure to start, not a crash of the plugin's.
+            for index in 1..region.slots() {
+                let serving = Arc::clone(&region);
+                let started = std::thread::Builder::new()
+                    .name(format!("slot-{index}"))
+                    .stack_size(STACK_BYTES)
+                    .spawn(move || serve_slot(&serving, index));
+                if let Err(e) = started {
+                    let message = format!("cannot start a serving thread: {e}");
+                    answer_start(&region, region::FAILED, message.as_bytes());
+                    crate::leave(exit::SETUP);
+                }
+            }
             answer_start(&region, region::READY, &answer);
         }
         Err(e) => {
             answer_start(&region, region::FAILED, e.to_string().as_bytes());
             crate::leave(exit::LOAD_FAILED);
-        }
-    }
-    for index in 1..region.slots() {
-        let region = Arc::clone(&region);
-        let started = std::thread::Builder::new()
-            .name(format!("slot-{index}"))
-            .stack_size(STACK_BYTES)
-            .spawn(move || serve_slot(&region, index));
-        if let Err(e) = started {
-            crate::fail(exit::SETUP, &format!("cannot start a serving thread: {e}"));
         }
     }
     serve_slot(&region, 0)

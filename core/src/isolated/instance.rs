@@ -61,9 +61,11 @@ pub struct Death {
     pub killed_for: Option<String>,
     /// What else a message about it says (restarts held back, say).
     pub note: Option<String>,
-    /// True when it ended before its plugin was initialised: its exit code is then one of
-    /// the worker's own (`protocol::exit`), not the plugin's.
+    /// True when it ended before its plugin was initialised.
     pub during_start: bool,
+    /// True when it ended before it ran plugin code: its exit code is then one of the worker's
+    /// own (`protocol::exit`), not the plugin's.
+    pub before_plugin_code: bool,
     /// True when the host ended it on purpose (retired, or its start failed): not a crash.
     pub expected: bool,
 }
@@ -93,7 +95,9 @@ impl Death {
             Some(why) => format!("(pid {}) was killed by proxyso: {why}", self.pid),
             None => format!("(pid {}) {}", self.pid, self.end),
         };
-        if let (End::Exited(code), true, None) = (self.end, self.during_start, &self.killed_for) {
+        if let (End::Exited(code), true, None) =
+            (self.end, self.before_plugin_code, &self.killed_for)
+        {
             if let Some(meaning) = protocol::describe_exit(code).filter(|_| code != 0) {
                 text.push_str(&format!(" ({meaning})"));
             }
@@ -287,7 +291,7 @@ impl Instance {
         let header = self.region.header();
         loop {
             let state = header.state.load(Ordering::Acquire);
-            if state != region::STARTING {
+            if state == region::READY || state == region::FAILED {
                 let len = header.answer_len.load(Ordering::Acquire);
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
                 if len > self.region.window() {
@@ -299,7 +303,7 @@ impl Instance {
                 return match state {
                     region::READY => info::decode(bytes)
                         .ok_or_else(|| "the worker's answer is not one of this protocol".into()),
-                    _ => Err(String::from_utf8_lossy(bytes).into_owned()),
+                    _ => Err(text_of(bytes)),
                 };
             }
             if let Some(death) = self.death.get() {
@@ -308,7 +312,7 @@ impl Instance {
                     death.describe()
                 ));
             }
-            futex::wait(&header.state, region::STARTING, Some(SLICE));
+            futex::wait(&header.state, state, Some(SLICE));
         }
     }
 
@@ -351,8 +355,9 @@ impl Instance {
                 window - 64
             )));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
         let index = self.take_slot()?;
+        // From here: waiting for a free slot is not the call's time.
+        let deadline = timeout.map(|t| Instant::now() + t);
         let slot = self.region.slot(index);
         let data = self.region.window_ptr(index);
         // SAFETY: the slot is ours until we give it back; `input` fits in its window (checked
@@ -438,7 +443,7 @@ impl Instance {
                     .unwrap_or(usize::MAX)
                     .min(room)
                     .min(region::MAX_MESSAGE);
-                let message = String::from_utf8_lossy(bytes(message_len)).into_owned();
+                let message = text_of(bytes(message_len));
                 if status == region::REFUSED {
                     return Err(Fail::Refused(message));
                 }
@@ -691,6 +696,8 @@ impl Instance {
                 .clone(),
             note: None,
             during_start: !self.serving.load(Ordering::SeqCst),
+            before_plugin_code: self.region.header().state.load(Ordering::Acquire)
+                == region::STARTING,
             expected: self.expected.load(Ordering::SeqCst),
         });
         // Counted (toward the backoff too) before any caller can see it and restart.
@@ -707,10 +714,26 @@ impl Instance {
     }
 }
 
+/// Text from memory the worker may still be writing: copied first, then checked (checking in
+/// place and copying after could copy bytes that changed since, and make a `String` that is not
+/// UTF-8).
+fn text_of(shared: &[u8]) -> String {
+    match String::from_utf8(shared.to_vec()) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 /// Reads the log records the pipe holds and emits the whole ones; false at its end.
 fn drain_log(fd: &OwnedFd, pending: &mut Vec<u8>, tag: &LogTag) -> bool {
     let mut buf = [0u8; 8192];
+    // At most 256 KiB a turn: a worker that writes without end cannot keep the monitor here.
+    let mut reads = 0;
     let open = loop {
+        reads += 1;
+        if reads > 32 {
+            break true;
+        }
         // SAFETY: reads at most `buf.len()` bytes into `buf` from an open descriptor.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         match n {

@@ -82,7 +82,9 @@ struct Shared {
 
 impl Shared {
     fn died(&self, death: &Death) {
-        if death.expected {
+        // A worker that ended before its plugin answered is its starter's to report: a load
+        // fails, a restart counts itself (`failed_restart`).
+        if death.expected || death.during_start {
             return;
         }
         self.crashed(Instant::now());
@@ -139,6 +141,9 @@ pub struct Remote {
     current: ArcSwapOption<Instance>,
     /// Serialises restarts.
     restarting: Mutex<()>,
+    /// Held around each call of a plugin that asked for its calls to be serialised, so that
+    /// waiting for another call is not counted against the call timeout.
+    serial: Option<Mutex<()>>,
     closed: AtomicBool,
 }
 
@@ -187,7 +192,9 @@ impl Remote {
         let _ = shared
             .describe
             .set(format!("{} {}", info.name, info.version));
+        let serial = (info.flags & proxyso_abi::FLAG_SERIALIZE != 0).then(|| Mutex::new(()));
         Ok(Remote {
+            serial,
             info,
             launch,
             shared,
@@ -247,14 +254,15 @@ impl Remote {
         self.shared.generation.store(generation, Ordering::Relaxed);
     }
 
-    /// Marks the version as in service from now (its probation starts), and sets what a
-    /// worker's death tells: `hook(death, in_probation)`.
-    pub fn in_service(&self, hook: CrashHook) {
+    /// Marks the version as in service from now, its probation starting when a replace or
+    /// rollback put it there (`probation`), and sets what a worker's death tells:
+    /// `hook(death, in_probation)`.
+    pub fn in_service(&self, hook: CrashHook, probation: bool) {
         *self
             .shared
             .in_service
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+            .unwrap_or_else(PoisonError::into_inner) = probation.then(Instant::now);
         *self
             .shared
             .hook
@@ -267,6 +275,10 @@ impl Remote {
         let instance = self.instance()?;
         let method = u32::try_from(index).unwrap_or(u32::MAX - 1);
         let name = self.info.methods.get(index).map_or("", String::as_str);
+        let _serial = self
+            .serial
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
         instance.call(method, name, input, out, self.shared.isolation.call_timeout)
     }
 
@@ -297,11 +309,18 @@ impl Remote {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let last = self.current.load_full();
-        let last_death = match &last {
-            Some(instance) if !instance.is_finished() => return Ok(Arc::clone(instance)),
-            Some(instance) => instance.death().cloned(),
-            None => None,
-        };
+        if let Some(instance) = &last {
+            if !instance.is_finished() {
+                return Ok(Arc::clone(instance));
+            }
+            // Killed (a timeout) but not reaped yet: one worker at a time, whatever it holds
+            // (memory, a device, a lock file), and its death counted before the backoff looks.
+            let deadline = Instant::now() + DESTROY_GRACE;
+            while !instance.is_dead() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let last_death = last.as_ref().and_then(|instance| instance.death().cloned());
         if self.closed.load(Ordering::Acquire) {
             return Err(Fail::Refused("the version is retired".into()));
         }
@@ -380,6 +399,7 @@ fn held_back_death(why: String) -> Death {
         killed_for: None,
         note: Some(why),
         during_start: false,
+        before_plugin_code: false,
         expected: false,
     }
 }
