@@ -414,3 +414,68 @@ fn a_version_that_crashes_twice_in_its_probation_rolls_back_once() {
     assert_eq!(info.previous.len(), 1, "{info:?}");
     assert_eq!(info.previous[0].generation, 1);
 }
+
+#[test]
+fn an_isolated_plugin_that_asks_for_serialised_calls_gets_them_one_at_a_time() {
+    let w = worker();
+    let (r, _dir) = registry();
+    let p = plugins();
+    let serialize = p
+        .native("libfx_serialize.so")
+        .to_string_lossy()
+        .into_owned();
+    r.load_with("s", &serialize, &isolated(&w, Isolation::default()))
+        .unwrap();
+    assert!(r.info("s").unwrap().serialized);
+    let r = Arc::new(r);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    call(&r, "s", "probe", "").unwrap();
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    assert_eq!(call(&r, "s", "max", "").unwrap(), "1");
+}
+
+#[test]
+fn a_timeout_names_itself_to_the_other_calls_in_the_killed_worker() {
+    let w = worker();
+    let (r, _dir) = registry();
+    let limits = Isolation {
+        call_timeout: Some(Duration::from_millis(400)),
+        ..Isolation::default()
+    };
+    r.load_with("k", &crash_plugin(), &isolated(&w, limits))
+        .unwrap();
+    let r = Arc::new(r);
+    let spinner = {
+        let r = Arc::clone(&r);
+        std::thread::spawn(move || call(&r, "k", "spin", ""))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // In flight when the spinning call's timeout (400 ms) kills the worker, before its own.
+    let sleeper = call(&r, "k", "sleep", "1000").unwrap_err();
+    let text = sleeper.to_string();
+    assert!(
+        matches!(sleeper, Error::Crashed { signal: 9, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "was killed by proxyso: a call to method 'spin' ran longer than its timeout of 400 ms"
+        ),
+        "{text}"
+    );
+    let spun = spinner.join().unwrap().unwrap_err();
+    assert!(
+        matches!(spun, Error::TimedOut { millis: 400, .. }),
+        "{spun:?}"
+    );
+}
