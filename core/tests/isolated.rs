@@ -350,6 +350,23 @@ fn the_memory_limit_makes_a_greedy_call_a_crash_of_the_worker() {
     r.load_with("k", &crash_plugin(), &isolated(&w, limits))
         .unwrap();
     assert_eq!(call(&r, "k", "alloc", "16").unwrap(), "allocated");
+    // On several serving threads at once, within the limit together.
+    let r = Arc::new(r);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| call(&r, "k", "alloc", "8"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for caller in callers {
+        for answer in caller.join().unwrap() {
+            assert_eq!(answer.unwrap(), "allocated");
+        }
+    }
     let err = call(&r, "k", "alloc", "512").unwrap_err();
     assert!(matches!(err, Error::Crashed { signal: 6, .. }), "{err:?}");
     assert!(err.to_string().contains("out of memory"), "{err}");
@@ -459,7 +476,10 @@ fn a_timeout_names_itself_to_the_other_calls_in_the_killed_worker() {
         let r = Arc::clone(&r);
         std::thread::spawn(move || call(&r, "k", "spin", ""))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // The spinning call is in (however slow this machine is), so its timeout comes first.
+    while r.info("k").unwrap().totals.in_flight == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // In flight when the spinning call's timeout (400 ms) kills the worker, before its own.
     let sleeper = call(&r, "k", "sleep", "1000").unwrap_err();
     let text = sleeper.to_string();

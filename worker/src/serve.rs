@@ -270,7 +270,14 @@ fn forward_log() {
 
 /// Caps this process's address space at what it has now, its serving threads' stacks, and
 /// `allowance` bytes more: a plugin that needs more fails to allocate, here.
+///
+/// glibc gives threads that allocate heaps of their own, reserving 64 MiB of address space for
+/// each: under a cap those reservations would count against the allowance though nothing is
+/// used in them. So every thread allocates from the one main heap, and the cap counts what is
+/// used.
 fn limit_memory(allowance: u64, slots: usize) {
+    // SAFETY: mallopt only sets an allocator parameter; no thread allocates concurrently yet.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
