@@ -476,10 +476,12 @@ fn a_timeout_names_itself_to_the_other_calls_in_the_killed_worker() {
         let r = Arc::clone(&r);
         std::thread::spawn(move || call(&r, "k", "spin", ""))
     };
-    // The spinning call is in (however slow this machine is), so its timeout comes first.
+    // The spinning call is in (however slow this machine is), and its timeout comes well
+    // before the next call's.
     while r.info("k").unwrap().totals.in_flight == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
+    std::thread::sleep(Duration::from_millis(150));
     // In flight when the spinning call's timeout (400 ms) kills the worker, before its own.
     let sleeper = call(&r, "k", "sleep", "1000").unwrap_err();
     let text = sleeper.to_string();
