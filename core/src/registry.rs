@@ -181,6 +181,15 @@ impl LibraryHandle {
             .call_fixed_short(method, input, out, critical)
     }
 
+    /// True when `method` of the version serving now is known to be short on inputs of `len`
+    /// bytes (see `Version::is_short`); false when the key is unloaded.
+    #[inline]
+    pub fn is_short(&self, method: Option<&str>, len: usize) -> bool {
+        self.slot
+            .current()
+            .is_ok_and(|version| version.is_short(method, len))
+    }
+
     /// Calls `method` writing into `out`, in place or spilled (see `SpillOutput`); for a
     /// critical downcall when `critical` is set: `Ok(None)`, without calling anything, when the
     /// method is not known to be short (see `brevity`).

@@ -130,6 +130,14 @@ impl Version {
         self.fixed(plugin, index, input, out, critical).map(Some)
     }
 
+    /// True when `method` (the default for `None`) is known to be short on inputs of `len` bytes
+    /// now, so that a call may hold off the garbage collector for its length (see `brevity`).
+    #[inline]
+    pub fn is_short(&self, method: Option<&str>, len: usize) -> bool {
+        self.resolve(method)
+            .is_ok_and(|(_, index)| self.brevity.is_short(index, len))
+    }
+
     /// Calls `method` (the default for `None`) writing into `out` (see `SpillOutput`). With
     /// `critical`, for a critical downcall: `Ok(None)`, without calling anything, when the method
     /// is not known to be short (see `brevity`).

@@ -33,7 +33,8 @@ const SPILL_KEEP: usize = 4 << 20;
 thread_local! {
     /// The failure of this thread's last FFM call, until `ffmThrow` throws it.
     static PENDING: RefCell<Option<Failure>> = const { RefCell::new(None) };
-    /// Output that did not fit the caller's array, until `proxyso_ffm_take` copies it.
+    /// Output that did not fit the caller's array, until `proxyso_ffm_take` (or, for a pinned
+    /// JNI call, `NativeBridge.takeSpilled`) copies it.
     static SPILL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -58,8 +59,22 @@ fn guard(cached: bool, f: impl FnOnce() -> Result<i64, Failure>) -> i64 {
     ffm::FAILED
 }
 
-/// The failure an FFM call on another thread cannot see: a call re-entered the proxy.
-fn reentered() -> Failure {
+/// Runs `f` with this thread's spill buffer: output that did not fit the array a call was
+/// given (an FFM call's or a pinned JNI call's), until it is taken.
+pub(crate) fn with_spill<T>(f: impl FnOnce(&RefCell<Vec<u8>>) -> T) -> T {
+    SPILL.with(f)
+}
+
+/// Empties the spill buffer once its output was taken, giving back a large one.
+pub(crate) fn clear_spill(spill: &mut Vec<u8>) {
+    spill.clear();
+    if spill.capacity() > SPILL_KEEP {
+        *spill = Vec::new();
+    }
+}
+
+/// The failure a call on a thread that is already inside one meets: a call re-entered the proxy.
+pub(crate) fn reentered() -> Failure {
     Failure::Internal("a call re-entered the proxy on one thread".into())
 }
 
@@ -84,10 +99,7 @@ pub unsafe extern "C" fn proxyso_ffm_take(out: *mut u8, len: i32) -> i64 {
                 // length (checked above); `spill` is host memory, never the caller's.
                 unsafe { std::ptr::copy_nonoverlapping(spill.as_ptr(), out, spill.len()) };
             }
-            spill.clear();
-            if spill.capacity() > SPILL_KEEP {
-                *spill = Vec::new();
-            }
+            clear_spill(&mut spill);
             Ok(i64::from(len))
         })
     })

@@ -4,13 +4,15 @@
 //! warm call allocates nothing but the `byte[]` it returns (and nothing at all into a direct
 //! `ByteBuffer`). Handles skip the key: no string crosses JNI, no map is searched.
 //!
-//! A `byte[]` call of up to `EXCHANGE_MAX` bytes goes through the thread's exchange buffers
+//! A `byte[]` call of less than `PIN_FROM` bytes goes through the thread's exchange buffers
 //! (`callExchange`): Java copies the input into a direct view of native memory the thread keeps,
 //! native code calls the plugin on it, and Java copies the output out of a direct view of the
 //! thread's output buffer. Native code then calls no JNI function at all on a successful call;
 //! each JNI function is a transition into the VM with a full barrier, and the four a `byte[]`
 //! call needs otherwise (`GetArrayLength`, `GetByteArrayRegion`, `NewByteArray`,
-//! `SetByteArrayRegion`) were a third of a 64 B call in the profile.
+//! `SetByteArrayRegion`) were a third of a 64 B call in the profile. A larger one goes through
+//! `callHandle`, which pins the arrays for a method known to be short (`pinned`): one copy
+//! instead of three, which matters more than those transitions from 1 KiB on.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -19,9 +21,11 @@ use jni::JNIEnv;
 use jni::objects::{JByteArray, JByteBuffer, JClass, JString};
 use jni::sys::{jboolean, jbyteArray, jint, jlong};
 
+use super::contract::byte_calls::{EXCHANGE_MAX, PIN_FROM};
 use super::entry::{Failure, run};
 use super::handles::HandleEntry;
-use super::strings::{new_byte_array, read_bytes, read_str, read_string};
+use super::pinned::{self, OutputGuess};
+use super::strings::{array_length, new_byte_array, read_bytes, read_str, read_string};
 use super::{HANDLES, registry};
 use proxyso_core::error::Error;
 use proxyso_core::hazard::Held;
@@ -29,9 +33,10 @@ use proxyso_core::host::FixedOutput;
 
 /// Buffers a calling thread reuses from call to call.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     key: Vec<u8>,
-    method: Vec<u8>,
+    /// The method name's UTF-8 bytes.
+    pub(super) method: Vec<u8>,
     input: Vec<u8>,
     output: Vec<u8>,
     /// The exchange input: Java writes a call's input here through a direct view of it (handed
@@ -43,12 +48,12 @@ struct Scratch {
     output_view: (usize, usize),
     /// `output` holds an exchange call's output that Java has not copied yet: not trimmed.
     output_lent: bool,
+    /// The output array's size for the next pinned call.
+    guess: OutputGuess,
 }
 
 /// Above this a scratch buffer is given back after the call instead of kept for the next.
 const SCRATCH_KEEP: usize = 4 << 20;
-/// The largest input that goes through the exchange buffers (`ExchangeCalls.MAX_INPUT`).
-const EXCHANGE_MAX: usize = SCRATCH_KEEP;
 /// The bit of `callExchange`'s answer that says the output is not where Java's view of it is.
 const OUTPUT_MOVED: jlong = 1 << 62;
 
@@ -59,18 +64,20 @@ thread_local! {
 /// A failure on the call hot path, boxed: a call's result is then two words, which stay in
 /// registers, where a `Result` carrying a 112-byte `Failure` was copied from frame to frame
 /// through the stack (with stalled loads, in the profile of a 64 B call).
-type Boxed = Box<Failure>;
+pub(super) type Boxed = Box<Failure>;
 
 /// Boxes a failure, out of the hot path's way.
 #[cold]
 #[inline(never)]
-fn boxed(failure: impl Into<Failure>) -> Boxed {
+pub(super) fn boxed(failure: impl Into<Failure>) -> Boxed {
     Box::new(failure.into())
 }
 
 /// Runs `f` with this thread's scratch buffers, trimming oversized ones afterwards.
 #[inline]
-fn with_scratch<T, E: From<Failure>>(f: impl FnOnce(&mut Scratch) -> Result<T, E>) -> Result<T, E> {
+pub(super) fn with_scratch<T, E: From<Failure>>(
+    f: impl FnOnce(&mut Scratch) -> Result<T, E>,
+) -> Result<T, E> {
     SCRATCH.with(|scratch| {
         let Ok(mut scratch) = scratch.try_borrow_mut() else {
             return Err(
@@ -102,9 +109,23 @@ fn method_arg<'b>(
     }
 }
 
+/// The method a call through `opened` names: `method`, or for `null` the handle's own.
+#[inline]
+pub(super) fn handle_method<'b>(
+    env: &mut JNIEnv<'_>,
+    method: &JString<'_>,
+    buf: &'b mut Vec<u8>,
+    opened: &'b HandleEntry,
+) -> Result<Option<Cow<'b, str>>, Boxed> {
+    Ok(match method_arg(env, method, buf).map_err(boxed)? {
+        Some(name) => Some(name),
+        None => opened.method.as_deref().map(Cow::Borrowed),
+    })
+}
+
 /// The open handle behind `id`, held for the length of a call.
 #[inline]
-fn opened(id: jlong) -> Result<Held<HandleEntry>, Boxed> {
+pub(super) fn opened(id: jlong) -> Result<Held<HandleEntry>, Boxed> {
     HANDLES
         .get(id)
         .ok_or_else(|| boxed(Failure::HandleClosed(id)))
@@ -169,7 +190,10 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_close<'l>(
 /// With `cached`, a handle that went stale (its id closed, or its key unloaded) is an answer, not
 /// an error: `None`, which `HandleCache` takes as "open the key again". Any other failure stays
 /// an error.
-fn stale_as_none<T>(cached: jboolean, result: Result<T, Boxed>) -> Result<Option<T>, Failure> {
+pub(super) fn stale_as_none<T>(
+    cached: jboolean,
+    result: Result<T, Boxed>,
+) -> Result<Option<T>, Failure> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(failure) => stale_or_error(cached, *failure).map(|()| None),
@@ -188,7 +212,8 @@ fn stale_or_error(cached: jboolean, failure: Failure) -> Result<(), Failure> {
 }
 
 /// `NativeBridge.callHandle(long handle, String method, byte[] input, boolean cached)`: no key
-/// lookup; with `cached`, `null` for a stale handle (see `stale_as_none`).
+/// lookup; the arrays pinned from `PIN_FROM` bytes on for a method known to be short (see
+/// `pinned`); with `cached`, `null` for a stale handle (see `stale_as_none`).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_callHandle<'l>(
     mut env: JNIEnv<'l>,
@@ -214,10 +239,19 @@ fn call_handle(
     input: &JByteArray<'_>,
 ) -> Result<jbyteArray, Boxed> {
     let opened = opened(handle)?;
-    let method = match method_arg(env, method, &mut s.method).map_err(boxed)? {
-        Some(name) => Some(name),
-        None => opened.method.as_deref().map(Cow::Borrowed),
-    };
+    let method = handle_method(env, method, &mut s.method, &opened)?;
+    if input.is_null() {
+        return Err(boxed(jni::errors::Error::NullPtr("the input array")));
+    }
+    let len = array_length(env, input).map_err(boxed)?;
+    if len >= PIN_FROM {
+        let target = (handle, &opened.handle);
+        if let Some(output) =
+            pinned::call(env, &mut s.guess, target, method.as_deref(), input, len).map_err(boxed)?
+        {
+            return Ok(output);
+        }
+    }
     read_bytes(env, input, &mut s.input).map_err(boxed)?;
     opened
         .handle
@@ -339,10 +373,7 @@ fn call_exchange(
         ))));
     };
     let opened = opened(handle)?;
-    let method = match method_arg(env, method, &mut s.method).map_err(boxed)? {
-        Some(name) => Some(name),
-        None => opened.method.as_deref().map(Cow::Borrowed),
-    };
+    let method = handle_method(env, method, &mut s.method, &opened)?;
     opened
         .handle
         .call(method.as_deref(), &s.exchange[..in_length], &mut s.output)

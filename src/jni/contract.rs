@@ -128,6 +128,17 @@ contract! {
         LEN = 3,
     }
 
+    /// Which way a `byte[]` call by handle goes, by its input's length (`ExchangeCalls` in Java,
+    /// `calls` here).
+    byte_calls: usize {
+        /// From this many bytes on, a call of a method known to be short pins the arrays
+        /// (`NativeBridge.callHandle`, see `pinned`): below it the exchange buffers' two extra
+        /// copies cost less than pinning two arrays and making one.
+        PIN_FROM = 1024,
+        /// The largest input that goes through the exchange buffers.
+        EXCHANGE_MAX = 4 << 20,
+    }
+
     /// What the FFM entry points (`proxyso_ffm_call`, `proxyso_ffm_call_direct`) return instead
     /// of an output length, which is 0 or more.
     ffm: i64 {

@@ -8,6 +8,7 @@ pub(crate) mod contract;
 pub(crate) mod entry;
 pub(crate) mod handles;
 mod log;
+mod pinned;
 mod strings;
 
 use std::env;
@@ -53,8 +54,8 @@ extern "C" fn clean_up_at_exit() {
     });
 }
 
-/// `NativeBridge.configure(String snapshotDir)`; also reads the system property
-/// `proxyso.mapReserve` (see `map_reserve`).
+/// `NativeBridge.configure(String snapshotDir)`; also reads the system properties
+/// `proxyso.mapReserve` (see `map_reserve`) and `proxyso.criticalMicros` (`critical_nanos`).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
     mut env: JNIEnv<'l>,
@@ -64,39 +65,69 @@ pub extern "system" fn Java_dev_proxyso_NativeBridge_configure<'l>(
     run(&mut env, (), |env| {
         let dir = read_string(env, &snapshot_dir, "snapshotDir")?;
         let reserve = map_reserve(env)?;
+        let critical = critical_nanos(env)?;
         registry().set_snapshot_dir(PathBuf::from(dir));
         proxyso_core::mappings::BUDGET.set_reserve(reserve);
+        if let Some(nanos) = critical {
+            proxyso_core::brevity::set_short_nanos(nanos);
+        }
         Ok(())
     })
 }
 
 /// The system property that sets how many memory mappings loads leave free for the JVM.
 const MAP_RESERVE_PROPERTY: &str = "proxyso.mapReserve";
+/// The system property that sets how long a call may take and still be short enough to run
+/// critically (see `proxyso_core::brevity`), in microseconds; 0 for never.
+const CRITICAL_MICROS_PROPERTY: &str = "proxyso.criticalMicros";
 
-/// `proxyso.mapReserve`: a number of mappings, or `None` (unset) for a quarter of the limit.
-fn map_reserve(env: &mut JNIEnv<'_>) -> Result<Option<usize>, Failure> {
-    let name = env.new_string(MAP_RESERVE_PROPERTY)?;
+/// A system property's value, or `None` when it is not set.
+fn property(env: &mut JNIEnv<'_>, name: &'static str) -> Result<Option<String>, Failure> {
+    let java_name = env.new_string(name)?;
     let value = env
         .call_static_method(
             "java/lang/System",
             "getProperty",
             "(Ljava/lang/String;)Ljava/lang/String;",
-            &[JValue::Object(&name)],
+            &[JValue::Object(&java_name)],
         )?
         .l()?;
     if value.is_null() {
         return Ok(None);
     }
-    let text = read_string(env, &JString::from(value), MAP_RESERVE_PROPERTY)?;
-    parse_map_reserve(&text).map(Some)
+    read_string(env, &JString::from(value), name).map(Some)
 }
 
-/// The value of `proxyso.mapReserve`: a whole number of mappings, 0 or more.
-fn parse_map_reserve(text: &str) -> Result<usize, Failure> {
+/// `proxyso.mapReserve`: a number of mappings, or `None` (unset) for a quarter of the limit.
+fn map_reserve(env: &mut JNIEnv<'_>) -> Result<Option<usize>, Failure> {
+    property(env, MAP_RESERVE_PROPERTY)?
+        .map(|text| parse_whole(MAP_RESERVE_PROPERTY, &text, "memory mappings"))
+        .transpose()
+}
+
+/// `proxyso.criticalMicros` in nanoseconds, or `None` (unset) for the default.
+fn critical_nanos(env: &mut JNIEnv<'_>) -> Result<Option<u64>, Failure> {
+    property(env, CRITICAL_MICROS_PROPERTY)?
+        .map(|text| {
+            let micros: u64 = parse_whole(CRITICAL_MICROS_PROPERTY, &text, "microseconds")?;
+            micros.checked_mul(1000).ok_or_else(|| {
+                Failure::IllegalArgument(format!(
+                    "{CRITICAL_MICROS_PROPERTY} is too large: {micros} microseconds"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The value of property `name`: a whole number of `unit`, 0 or more.
+fn parse_whole<T: std::str::FromStr>(
+    name: &'static str,
+    text: &str,
+    unit: &str,
+) -> Result<T, Failure> {
     text.trim().parse().map_err(|_| {
         Failure::IllegalArgument(format!(
-            "{MAP_RESERVE_PROPERTY} must be a whole number of memory mappings (0 or more), not \
-             '{}'",
+            "{name} must be a whole number of {unit} (0 or more), not '{}'",
             proxyso_core::text::shown(text)
         ))
     })
@@ -498,13 +529,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_map_reserve_is_a_whole_number() {
-        assert_eq!(parse_map_reserve("16000").unwrap(), 16_000);
-        assert_eq!(parse_map_reserve(" 0 ").unwrap(), 0);
+    fn numeric_properties_are_whole_numbers() {
+        let reserve = |text| parse_whole::<usize>(MAP_RESERVE_PROPERTY, text, "memory mappings");
+        assert_eq!(reserve("16000").unwrap(), 16_000);
+        assert_eq!(reserve(" 0 ").unwrap(), 0);
+        let micros = |text| parse_whole::<u64>(CRITICAL_MICROS_PROPERTY, text, "microseconds");
+        assert_eq!(micros("250").unwrap(), 250);
         for bad in ["", "-1", "25%", "1e3"] {
-            match parse_map_reserve(bad) {
+            match reserve(bad) {
+                Err(Failure::IllegalArgument(m)) => assert_eq!(
+                    m,
+                    format!(
+                        "proxyso.mapReserve must be a whole number of memory mappings (0 or \
+                         more), not '{bad}'"
+                    )
+                ),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+            match micros(bad) {
                 Err(Failure::IllegalArgument(m)) => {
-                    assert!(m.starts_with("proxyso.mapReserve must be"), "{m}")
+                    assert!(m.starts_with("proxyso.criticalMicros must be"), "{m}")
                 }
                 other => panic!("{bad:?}: {other:?}"),
             }

@@ -163,6 +163,35 @@ pub fn read_bytes(
     Ok(())
 }
 
+/// The length of `array`, a live, non-null `byte[]` (raw JNI: no exception check after it,
+/// as `GetArrayLength` cannot throw).
+pub fn array_length(env: &mut JNIEnv<'_>, array: &JByteArray<'_>) -> Result<usize, Failure> {
+    let raw_env = env.get_raw();
+    let get_length = jni_fn!(raw_env, GetArrayLength);
+    // SAFETY: `array` is a live, non-null local reference to a `byte[]`, as the caller guarantees.
+    let len = unsafe { get_length(raw_env, array.as_raw()) };
+    Ok(usize::try_from(len).unwrap_or(0))
+}
+
+/// A new `byte[]` of `len` zeros (raw JNI: the one failure, an `OutOfMemoryError` left pending,
+/// is a null answer, so no exception check follows).
+pub fn new_zeroed_byte_array<'l>(
+    env: &mut JNIEnv<'l>,
+    len: usize,
+) -> Result<JByteArray<'l>, Failure> {
+    let raw_env = env.get_raw();
+    let new_array = jni_fn!(raw_env, NewByteArray);
+    let len = jsize::try_from(len)
+        .map_err(|_| Failure::Internal(format!("{len} bytes do not fit a Java array")))?;
+    // SAFETY: a plain allocation request.
+    let array = unsafe { new_array(raw_env, len) };
+    if array.is_null() {
+        return Err(jni::errors::Error::JavaException.into());
+    }
+    // SAFETY: a new, live local reference to a `byte[]`.
+    Ok(unsafe { JByteArray::from_raw(array) })
+}
+
 /// A new `byte[]` holding `bytes`.
 ///
 /// Raw JNI: `NewByteArray` reports its one failure (an `OutOfMemoryError`, left pending) by

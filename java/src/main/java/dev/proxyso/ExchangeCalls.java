@@ -12,12 +12,16 @@ import java.nio.ByteBuffer;
  *
  * <p>The views stay with their thread (a {@link ThreadLocal}) and are replaced exactly when native
  * code says they moved. A call made while the thread is already inside one (a plugin that calls
- * back into Java, which calls the proxy again) and an input over {@link #MAX_INPUT} bytes go
- * through {@link NativeBridge#callHandle} instead, with the answers that path gives.
+ * back into Java, which calls the proxy again) and an input of {@link #PIN_FROM} bytes or more go
+ * through {@link NativeBridge#callHandle} instead, with the answers that path gives; for a method
+ * known to be short that pins the arrays, so that the plugin reads the input in place and writes
+ * straight into the array returned, one copy where the exchange buffers make three.
  */
 final class ExchangeCalls {
-    /** The largest input that goes through the exchange buffers; native code agrees. */
-    static final int MAX_INPUT = 4 << 20;
+    /** The largest input that goes through the exchange buffers. */
+    static final int MAX_INPUT = NativeContract.BYTE_CALLS_EXCHANGE_MAX;
+    /** From this many bytes on, calls go through {@link NativeBridge#callHandle}. */
+    static final int PIN_FROM = NativeContract.BYTE_CALLS_PIN_FROM;
     /** The flag of {@link NativeBridge#callExchange}'s answer: the output buffer moved. */
     static final long OUTPUT_MOVED = 1L << 62;
 
@@ -49,7 +53,7 @@ final class ExchangeCalls {
      * @return the output bytes; with {@code cached}, {@code null} for a stale handle
      */
     static byte[] call(long handle, String method, byte[] input, boolean cached) {
-        if (input.length > MAX_INPUT) {
+        if (input.length >= PIN_FROM) {
             return NativeBridge.callHandle(handle, method, input, cached);
         }
         ExchangeCalls local = LOCAL.get();

@@ -12,7 +12,9 @@ import java.util.List;
  *   <li>{@code path}: loads the fixture, calls it by key, by handle and on direct buffers, and
  *       prints the call path that served ({@link #PATH}) and {@link #CALLED};
  *   <li>{@code errors}: prints {@link #errors(String)}, the exceptions of calls that fail, one a
- *       line ({@link #ERROR}).
+ *       line ({@link #ERROR});
+ *   <li>{@code turn-long}: {@link #turnLong(String, int)} on 2 KiB inputs, then prints whether a
+ *       call ran critically ({@link #CRITICAL} and {@code yes} or {@code no}).
  * </ul>
  */
 public final class CallPathProbe {
@@ -22,6 +24,8 @@ public final class CallPathProbe {
     static final String CALLED = "probe: called";
     /** Printed before each failed call's exception. */
     static final String ERROR = "probe: error ";
+    /** Printed before whether a call ran critically. */
+    static final String CRITICAL = "probe: critical ";
     /** The key every case loads the fixture under. */
     static final String KEY = "call-path-probe";
 
@@ -29,6 +33,10 @@ public final class CallPathProbe {
     }
 
     public static void main(String[] args) throws Exception {
+        if ("turn-long".equals(args[0])) {
+            System.out.println(CRITICAL + (turnedLongCritically() ? "yes" : "no"));
+            return;
+        }
         ProxySo.load(KEY, TestSupport.fixture(TestSupport.FIXTURE));
         if ("errors".equals(args[0])) {
             for (String line : errors(KEY)) {
@@ -54,6 +62,49 @@ public final class CallPathProbe {
             }
         }
         System.out.println(CALLED);
+    }
+
+    /**
+     * Makes the fixture's {@code sleep} known to be short on inputs of {@code size} bytes (a
+     * hundred timed calls that sleep 0 ms), then long: two calls in a row that sleep 20 ms.
+     *
+     * @param key the fixture, loaded with its tag {@code slept} and every call timed
+     * @param size the inputs' size: zeros, then the number of milliseconds
+     */
+    static void turnLong(String key, int size) {
+        for (int i = 0; i < 100; i++) {
+            check("slept", TestSupport.text(ProxySo.call(key, "sleep", padded(0, size))));
+        }
+        for (int i = 0; i < 2; i++) {
+            check("slept", TestSupport.text(ProxySo.call(key, "sleep", padded(20, size))));
+        }
+    }
+
+    /** {@code millis} in decimal, after as many zeros as make {@code size} bytes. */
+    private static byte[] padded(int millis, int size) {
+        String digits = Integer.toString(millis);
+        StringBuilder text = new StringBuilder(size);
+        for (int i = digits.length(); i < size; i++) {
+            text.append('0');
+        }
+        return TestSupport.utf8(text.append(digits).toString());
+    }
+
+    /** {@link #turnLong} in this JVM, then whether the log said a call ran critically. */
+    private static boolean turnedLongCritically() throws InterruptedException {
+        LogCapture log = new LogCapture();
+        log.before();
+        try {
+            ProxySo.load(KEY, TestSupport.fixture(TestSupport.FIXTURE), LoadOptions.builder()
+                    .config(TestSupport.utf8("slept")).exactTiming(true).build());
+            turnLong(KEY, 2048);
+            ProxySo.unload(KEY);
+            // The log keeps its order: once the unload is logged, so is any earlier strike.
+            log.await("[" + KEY + "#1] unloaded");
+            return log.contains("in a critical call");
+        } finally {
+            log.after();
+        }
     }
 
     private static void check(String expected, String actual) {

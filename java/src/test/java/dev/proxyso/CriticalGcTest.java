@@ -4,6 +4,7 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
 import java.nio.ByteBuffer;
+import java.util.Collections;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.Rule;
@@ -22,6 +23,48 @@ public class CriticalGcTest {
 
     @Rule
     public final Keys keys = new Keys();
+    @Rule
+    public final LogCapture log = new LogCapture();
+
+    /**
+     * From {@link ExchangeCalls#PIN_FROM} bytes on, a call of a method known to be short runs
+     * critically on either path: the arrays pinned (JNI) or in a critical downcall (FFM). Seen from
+     * outside when the method turns long: the two long calls in a row that strike it ran
+     * critically, and that is logged, naming the input's size.
+     */
+    @Test
+    public void aShortMethodThatTurnsLongRanCriticallyAndIsLogged() throws Exception {
+        String key = keys.next("gc-turns-long");
+        ProxySo.load(key, TestSupport.fixture(TestSupport.FIXTURE), LoadOptions.builder()
+                .config(TestSupport.utf8("slept")).exactTiming(true).build());
+        CallPathProbe.turnLong(key, ExchangeCalls.PIN_FROM * 2);
+        log.await("method 'sleep' ran ");
+        log.await(" us on " + ExchangeCalls.PIN_FROM * 2 + " bytes in a critical call");
+    }
+
+    /** {@code -Dproxyso.criticalMicros=0}: no call is ever critical. */
+    @Test
+    public void aCriticalLimitOfZeroMakesNoCallCritical() throws Exception {
+        ChildJvm.Result child = ChildJvm.run(120, ChildJvm.testClassPath(),
+                Collections.singletonList("-Dproxyso.criticalMicros=0"),
+                CallPathProbe.class.getName(), "turn-long");
+        assertEquals(child.describe(), 0, child.exitCode);
+        assertTrue(child.describe(), child.output.contains(CallPathProbe.CRITICAL + "no"));
+        ChildJvm.Result normal = ChildJvm.run(120, ChildJvm.testClassPath(),
+                Collections.<String>emptyList(), CallPathProbe.class.getName(), "turn-long");
+        assertTrue(normal.describe(), normal.output.contains(CallPathProbe.CRITICAL + "yes"));
+    }
+
+    /** A critical limit that is not a whole number of microseconds is refused, naming it. */
+    @Test
+    public void aCriticalLimitThatIsNoNumberIsRefused() throws Exception {
+        ChildJvm.Result child = ChildJvm.run(120, ChildJvm.testClassPath(),
+                Collections.singletonList("-Dproxyso.criticalMicros=5ms"),
+                CallPathProbe.class.getName(), "path");
+        assertTrue(child.describe(), child.exitCode != 0);
+        assertTrue(child.describe(), child.output.contains("proxyso.criticalMicros must be a "
+                + "whole number of microseconds (0 or more), not '5ms'"));
+    }
 
     @Test
     public void aSleepingCallByKeyDoesNotDelayACollection() throws Exception {

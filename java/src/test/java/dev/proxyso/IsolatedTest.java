@@ -23,7 +23,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.logging.LogRecord;
 import javax.management.MBeanServer;
 import javax.management.ObjectName;
 import org.junit.Rule;
@@ -91,7 +90,7 @@ public class IsolatedTest {
         assertTrue(Arrays.equals(large, ProxySo.call(key, "echo", large)));
         // The plugin's log line reaches java.util.logging, tagged with the key.
         assertEquals("logged", text(ProxySo.call(key, "log", new byte[0])));
-        awaitRecord("[" + key + "#1] hello from pid " + pid);
+        log.await("[" + key + "#1] hello from pid " + pid);
         assertTrue(ProxySo.unload(key));
         assertTrue(ProxySo.awaitRetired(key, 10, TimeUnit.SECONDS));
         awaitGone(pid);
@@ -133,7 +132,7 @@ public class IsolatedTest {
             awaitGone(before);
             assertEquals(1, ProxySo.info(key).getStats().getCrashes());
             assertEquals(1, ProxySo.info(key).getGenerations().get(0).getCrashes());
-            awaitRecord("[" + key + "#1] the worker process of plugin fx-crash 1 (pid " + before);
+            log.await("[" + key + "#1] the worker process of plugin fx-crash 1 (pid " + before);
         }
     }
 
@@ -300,7 +299,7 @@ public class IsolatedTest {
         assertEquals("example", info.getName());
         assertTrue(info.isIsolated());
         assertEquals(1, info.getStats().getRollbacks());
-        awaitRecord("[" + key + "#3] rolled back from generation 2, whose worker crashed within "
+        log.await("[" + key + "#3] rolled back from generation 2, whose worker crashed within "
                 + "its probation");
         assertEquals("hi", text(ProxySo.call(key, "echo", utf8("hi"))));
     }
@@ -392,28 +391,6 @@ public class IsolatedTest {
         assertEquals(1 << 30, options.getMemoryLimit());
         assertEquals(60, options.getProbation(TimeUnit.SECONDS));
         assertTrue(options.toString(), options.toString().contains("isolated=true"));
-    }
-
-    private void awaitRecord(String part) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        synchronized (log.records) {
-            while (true) {
-                for (LogRecord record : log.records) {
-                    if (record.getMessage() != null && record.getMessage().contains(part)) {
-                        return;
-                    }
-                }
-                long left = deadline - System.nanoTime();
-                if (left <= 0) {
-                    List<String> messages = new ArrayList<String>();
-                    for (LogRecord record : log.records) {
-                        messages.add(record.getMessage());
-                    }
-                    fail("no log record with \"" + part + "\" in " + messages);
-                }
-                log.records.wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
-            }
-        }
     }
 
     /** This JVM's pid, read once. */

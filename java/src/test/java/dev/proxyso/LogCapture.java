@@ -2,6 +2,7 @@ package dev.proxyso;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.logging.Handler;
 import java.util.logging.Level;
 import java.util.logging.LogRecord;
@@ -34,6 +35,62 @@ final class LogCapture extends ExternalResource {
         public void close() {
         }
     };
+
+    /**
+     * Waits up to 10 seconds for a record whose message contains {@code part}.
+     *
+     * @param part the text to find
+     * @throws AssertionError if none came, listing the messages that did
+     * @throws InterruptedException if interrupted while waiting
+     */
+    void await(String part) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        synchronized (records) {
+            while (true) {
+                if (contains(part)) {
+                    return;
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new AssertionError("no log record with \"" + part + "\" in "
+                            + messages());
+                }
+                records.wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+            }
+        }
+    }
+
+    /**
+     * Whether a record kept so far has a message containing {@code part}.
+     *
+     * @param part the text to find
+     * @return true if one has
+     */
+    boolean contains(String part) {
+        synchronized (records) {
+            for (LogRecord record : records) {
+                if (record.getMessage() != null && record.getMessage().contains(part)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+    }
+
+    /**
+     * The messages of the records kept so far.
+     *
+     * @return them, in order
+     */
+    List<String> messages() {
+        synchronized (records) {
+            List<String> messages = new ArrayList<String>();
+            for (LogRecord record : records) {
+                messages.add(record.getMessage());
+            }
+            return messages;
+        }
+    }
 
     @Override
     protected void before() {
