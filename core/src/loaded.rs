@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::host::{FixedOutput, SpillOutput, Written};
-use crate::isolated::{Fail, Isolation, Out, Remote};
+use crate::isolated::{Fail, Input, Isolation, Out, Remote};
 use crate::plugin::{FixedFailure, LoadOptions, Plugin};
 use crate::snapshot::{Digest, KeptCopy, SnapshotDir};
 
@@ -208,7 +208,40 @@ impl Loaded {
     pub fn call(&self, index: usize, input: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
         match self {
             Loaded::InProcess(plugin) => plugin.call(index, input, out).map_err(Fail::Plugin),
-            Loaded::Isolated(isolated) => isolated.remote.call(index, input, Out::Grow(out)),
+            Loaded::Isolated(isolated) => {
+                isolated
+                    .remote
+                    .call(index, Input::Bytes(input), Out::Grow(out))
+            }
+        }
+    }
+
+    /// Calls method `index` on `len` bytes that `fill` writes, handing the output to `take`: in
+    /// a worker, straight into and out of its slot, so that a caller whose bytes live elsewhere
+    /// (a Java array) copies each once; in this process, through buffers of this call.
+    pub fn call_staged(
+        &self,
+        index: usize,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Fail> {
+        match self {
+            Loaded::InProcess(plugin) => {
+                let mut input = vec![0; len];
+                fill(&mut input);
+                let mut output = Vec::new();
+                plugin
+                    .call(index, &input, &mut output)
+                    .map_err(Fail::Plugin)?;
+                take(&output);
+                Ok(())
+            }
+            Loaded::Isolated(isolated) => {
+                isolated
+                    .remote
+                    .call(index, Input::Fill(len, fill), Out::Take(take))
+            }
         }
     }
 
@@ -223,9 +256,17 @@ impl Loaded {
         match self {
             Loaded::InProcess(plugin) => plugin.call_spill(index, input, out).map_err(Fail::Plugin),
             Loaded::Isolated(isolated) => {
-                let mut answer = Vec::new();
-                isolated.remote.call(index, input, Out::Grow(&mut answer))?;
-                Ok(out.fill(&answer))
+                let mut out = Some(out);
+                let mut written = Written::InPlace(0);
+                let mut take = |answer: &[u8]| {
+                    if let Some(out) = out.take() {
+                        written = out.fill(answer);
+                    }
+                };
+                isolated
+                    .remote
+                    .call(index, Input::Bytes(input), Out::Take(&mut take))?;
+                Ok(written)
             }
         }
     }

@@ -181,6 +181,27 @@ impl LibraryHandle {
             .call_fixed_short(method, input, out, critical)
     }
 
+    /// Calls `method` on `len` bytes that `fill` writes, handing the output to `take` (see
+    /// `Loaded::call_staged`): for a caller whose bytes live elsewhere, whose isolated calls then
+    /// copy each once on this side.
+    pub fn call_staged(
+        &self,
+        method: Option<&str>,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        self.slot.current()?.call_staged(method, len, fill, take)
+    }
+
+    /// True when the version serving now runs its plugin in a worker process; false when the
+    /// key is unloaded.
+    pub fn is_isolated(&self) -> bool {
+        self.slot
+            .current()
+            .is_ok_and(|version| version.is_isolated())
+    }
+
     /// True when `method` of the version serving now is known to be short on inputs of `len`
     /// bytes (see `Version::is_short`); false when the key is unloaded.
     #[inline]

@@ -102,6 +102,27 @@ impl Version {
         result.map_err(|fail| self.failed(self.fail_error(index, fail, 0)))
     }
 
+    /// Calls `method` (the default for `None`) on `len` bytes that `fill` writes, handing the
+    /// output to `take` (see `Loaded::call_staged`).
+    pub fn call_staged(
+        &self,
+        method: Option<&str>,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        let (plugin, index) = self.resolve(method)?;
+        let timing = self.generation_stats.calls.begin();
+        let result = plugin.call_staged(index, len, fill, take);
+        self.timed(index, len, timing.end(result.is_err()), false);
+        result.map_err(|fail| self.failed(self.fail_error(index, fail, 0)))
+    }
+
+    /// True when its plugin runs in a worker process.
+    pub fn is_isolated(&self) -> bool {
+        self.plugin().isolated().is_some()
+    }
+
     /// Calls `method` (the default for `None`) writing into `out`, which cannot grow; returns
     /// how many bytes were written.
     pub fn call_fixed(

@@ -12,7 +12,8 @@
 //! call needs otherwise (`GetArrayLength`, `GetByteArrayRegion`, `NewByteArray`,
 //! `SetByteArrayRegion`) were a third of a 64 B call in the profile. A larger one goes through
 //! `callHandle`, which pins the arrays for a method known to be short (`pinned`): one copy
-//! instead of three, which matters more than those transitions from 1 KiB on.
+//! instead of three, which matters more than those transitions from 1 KiB on; to an isolated
+//! plugin, it copies straight into and out of the worker's slot (`staged`).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -25,6 +26,7 @@ use super::contract::byte_calls::{EXCHANGE_MAX, PIN_FROM};
 use super::entry::{Failure, run};
 use super::handles::HandleEntry;
 use super::pinned::{self, OutputGuess};
+use super::staged;
 use super::strings::{array_length, new_byte_array, read_bytes, read_str, read_string};
 use super::{HANDLES, registry};
 use proxyso_core::error::Error;
@@ -245,6 +247,9 @@ fn call_handle(
     }
     let len = array_length(env, input).map_err(boxed)?;
     if len >= PIN_FROM {
+        if opened.handle.is_isolated() {
+            return staged::call(env, &opened.handle, method.as_deref(), input, len).map_err(boxed);
+        }
         let target = (handle, &opened.handle);
         if let Some(output) =
             pinned::call(env, &mut s.guess, target, method.as_deref(), input, len).map_err(boxed)?

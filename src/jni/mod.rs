@@ -9,6 +9,7 @@ pub(crate) mod entry;
 pub(crate) mod handles;
 mod log;
 mod pinned;
+mod staged;
 mod strings;
 
 use std::env;

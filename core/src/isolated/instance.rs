@@ -137,12 +137,37 @@ pub enum Fail {
     },
 }
 
+/// Where a call's input comes from.
+pub enum Input<'a> {
+    /// Bytes the caller holds.
+    Bytes(&'a [u8]),
+    /// `len` bytes that `fill` writes straight into the slot (from a Java array, say).
+    Fill(usize, &'a mut dyn FnMut(&mut [u8])),
+}
+
+impl Input<'_> {
+    /// The input's length.
+    pub fn len(&self) -> usize {
+        match self {
+            Input::Bytes(bytes) => bytes.len(),
+            Input::Fill(len, _) => *len,
+        }
+    }
+
+    /// True for an empty input.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Where a call's output goes.
 pub enum Out<'a, 'b> {
     /// A buffer that grows to fit.
     Grow(&'a mut Vec<u8>),
     /// A caller-owned buffer that cannot.
     Fixed(&'a mut FixedOutput<'b>),
+    /// A function that takes it straight out of the slot (into a Java array, say).
+    Take(&'a mut dyn FnMut(&[u8])),
 }
 
 /// A running worker.
@@ -342,7 +367,7 @@ impl Instance {
         &self,
         method: u32,
         name: &str,
-        input: &[u8],
+        input: Input<'_>,
         out: Out<'_, '_>,
         timeout: Option<Duration>,
     ) -> Result<(), Fail> {
@@ -360,17 +385,26 @@ impl Instance {
         let deadline = timeout.map(|t| Instant::now() + t);
         let slot = self.region.slot(index);
         let data = self.region.window_ptr(index);
-        // SAFETY: the slot is ours until we give it back; `input` fits in its window (checked
-        // above), and the worker reads the window only after `request` moves.
-        unsafe { std::ptr::copy_nonoverlapping(input.as_ptr(), data, input.len()) };
+        let input_len = input.len();
+        match input {
+            // SAFETY: the slot is ours until we give it back; `input` fits in its window
+            // (checked above), and the worker reads the window only after `request` moves.
+            Input::Bytes(bytes) => unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len())
+            },
+            Input::Fill(len, fill) => {
+                // SAFETY: as above; the first `len` bytes of the window are ours to write.
+                fill(unsafe { std::slice::from_raw_parts_mut(data, len) })
+            }
+        }
         let limit = match &out {
-            Out::Grow(_) => window - output_at,
+            Out::Grow(_) | Out::Take(_) => window - output_at,
             Out::Fixed(fixed) => fixed.capacity().min(window - output_at),
         };
         slot.method.store(method, Ordering::Relaxed);
         slot.fixed
             .store(u32::from(matches!(out, Out::Fixed(_))), Ordering::Relaxed);
-        slot.input_len.store(input.len() as u64, Ordering::Relaxed);
+        slot.input_len.store(input_len as u64, Ordering::Relaxed);
         slot.output_limit.store(limit as u64, Ordering::Relaxed);
         let request = self.requests[index]
             .fetch_add(1, Ordering::Relaxed)
@@ -425,6 +459,7 @@ impl Instance {
                             return Err(Fail::TooSmall { required });
                         }
                     }
+                    Out::Take(take) => take(bytes(length)),
                 }
                 Ok(())
             }
@@ -433,7 +468,7 @@ impl Instance {
             ))),
             region::TOO_SMALL => match out {
                 Out::Fixed(_) => Err(Fail::TooSmall { required: length }),
-                Out::Grow(_) => Err(Fail::Refused(format!(
+                Out::Grow(_) | Out::Take(_) => Err(Fail::Refused(format!(
                     "the method asked for {length} bytes of output, more than an isolated call \
                      returns ({limit} bytes)"
                 ))),

@@ -28,7 +28,7 @@ use crate::log;
 use crate::preflight::Worker;
 use crate::protocol::info::Info;
 
-pub use instance::{Death, Fail, Instance, Launch, LogTag, OnDeath, Out};
+pub use instance::{Death, Fail, Input, Instance, Launch, LogTag, OnDeath, Out};
 
 /// Crashes within [`BACKOFF_WINDOW`] after which restarts are held back.
 pub const BACKOFF_CRASHES: usize = 3;
@@ -271,7 +271,7 @@ impl Remote {
     }
 
     /// Calls method `index` with `input`; the output into `out`.
-    pub fn call(&self, index: usize, input: &[u8], out: Out<'_, '_>) -> Result<(), Fail> {
+    pub fn call(&self, index: usize, input: Input<'_>, out: Out<'_, '_>) -> Result<(), Fail> {
         let instance = self.instance()?;
         let method = u32::try_from(index).unwrap_or(u32::MAX - 1);
         let name = self.info.methods.get(index).map_or("", String::as_str);
@@ -289,7 +289,7 @@ impl Remote {
         input: &[u8],
         out: &mut FixedOutput<'_>,
     ) -> Result<(), Fail> {
-        self.call(index, input, Out::Fixed(out))
+        self.call(index, Input::Bytes(input), Out::Fixed(out))
     }
 
     /// The worker serving now, started anew if the last one died.

@@ -31,7 +31,9 @@ import java.util.logging.Logger;
  * side runs the method in a critical downcall only when its calls on inputs of that size class
  * are known to be short ({@code core/src/brevity.rs}); otherwise it answers
  * {@link NativeContract#FFM_NOT_SHORT} and the call goes through an ordinary downcall on native
- * memory, so that a long call never holds off the garbage collector.
+ * memory, or from {@link ExchangeCalls#PIN_FROM} bytes on through JNI, which copies between the
+ * arrays and the plugin's memory once each way (into and out of an isolated plugin's slot), so
+ * that a long call never holds off the garbage collector.
  *
  * <p>A failed call answers {@link NativeContract#FFM_FAILED}, and {@link NativeBridge#ffmThrow()}
  * throws the exception the JNI path throws. The methods and their answers are those of the base
@@ -119,6 +121,12 @@ final class CallPath {
             return scratch.answered(handle, method, output, (int) answer);
         }
         if (answer == NativeContract.FFM_NOT_SHORT) {
+            if (input.length >= ExchangeCalls.PIN_FROM) {
+                // JNI: from the array into the plugin's input (an isolated plugin's slot) and
+                // out again with one copy each way, where native memory here would take two.
+                return scratch.answered(handle, method,
+                        ExchangeCalls.call(handle, method, input, cached), -1);
+            }
             return ordinaryCall(scratch, handle, method, name, input, guess, cached);
         }
         return scratch.answered(handle, method, notWritten(answer), -1);

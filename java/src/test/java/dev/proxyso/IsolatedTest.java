@@ -3,6 +3,7 @@ package dev.proxyso;
 import static dev.proxyso.TestSupport.fixture;
 import static dev.proxyso.TestSupport.text;
 import static dev.proxyso.TestSupport.utf8;
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNotEquals;
@@ -44,6 +45,53 @@ public class IsolatedTest {
 
     private static LoadOptions isolated() {
         return LoadOptions.builder().isolated(true).build();
+    }
+
+    /**
+     * Inputs and outputs of every size come back whole from a worker, by key and by handle,
+     * whichever way a {@code byte[]} call takes (through the exchange buffers below
+     * {@link ExchangeCalls#PIN_FROM} bytes, straight into and out of the worker's slot from
+     * there); a failing call there is the same exception as in the JVM.
+     */
+    @Test
+    public void bytesOfEverySizeComeBackWholeFromAWorker() {
+        String key = keys.next("iso-sizes");
+        ProxySo.load(key, fixture(TestSupport.FIXTURE), isolated());
+        int[] sizes = {0, 1, ExchangeCalls.PIN_FROM - 1, ExchangeCalls.PIN_FROM, 4096, 70_000,
+            1 << 20, 3};
+        try (LibraryHandle echo = ProxySo.handle(key, "echo")) {
+            for (int size : sizes) {
+                byte[] input = new byte[size];
+                for (int i = 0; i < size; i++) {
+                    input[i] = (byte) (i * 31 + size);
+                }
+                assertArrayEquals("by key, " + size, input, ProxySo.call(key, "echo", input));
+                assertArrayEquals("by handle, " + size, input, echo.call(input));
+            }
+        }
+        // More output than input: "big" answers as many bytes as its (zero-padded) input says.
+        StringBuilder padded = new StringBuilder();
+        while (padded.length() < ExchangeCalls.PIN_FROM * 2 - 6) {
+            padded.append('0');
+        }
+        byte[] big = ProxySo.call(key, "big", utf8(padded.append("300000").toString()));
+        assertEquals(300_000, big.length);
+        assertEquals((byte) (299_999 % 251), big[299_999]);
+        byte[] large = new byte[ExchangeCalls.PIN_FROM * 2];
+        Arrays.fill(large, (byte) 'x');
+        try {
+            ProxySo.call(key, "fail", large);
+            fail("no exception");
+        } catch (PluginException e) {
+            assertEquals(42, e.getCode());
+            assertTrue(e.getMessage(), e.getMessage().contains("failed on purpose: xxxx"));
+        }
+        try {
+            ProxySo.call(key, "no-such-method", large);
+            fail("no exception");
+        } catch (UnknownMethodException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("no-such-method"));
+        }
     }
 
     private static boolean alive(int pid) {
